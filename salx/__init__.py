@@ -1,0 +1,3 @@
+"""salx: SAL weakly supervised temporal action localization in JAX/Flax."""
+
+__version__ = "0.1.0"
