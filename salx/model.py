@@ -1,0 +1,251 @@
+"""The SAL network (SPEC section 1) as Flax Linen modules.
+
+Arrays are batch-major: features x [B, T, D] with D = 2048 (RGB dims first, then
+flow), hidden width H, C classes. `SAL.apply` returns a `SALOutputs` with the nine
+outputs of the authors' model. Parameter names mirror the official PyTorch names
+(`encoder`, `action_rgb`, `action_flow`, `cls`, `cls_rgb`, `cls_flow`, `fc`, `fc1`)
+so that `salx.convert` is a rename plus a transpose.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Dtype = Any
+
+
+# ----------------------------------------------------------------------------
+# PyTorch default initialisers.
+
+
+def torch_default_kernel_init() -> nn.initializers.Initializer:
+  """PyTorch's Conv1d / Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+  kaiming_uniform(a=sqrt(5)) has bound sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in),
+  which is variance_scaling(1/3, fan_in, uniform). Flax's fan_in of a conv kernel
+  [k, in, out] is k * in, as PyTorch's.
+  """
+  return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_default_bias_init(fan_in: int) -> nn.initializers.Initializer:
+  """PyTorch's Conv1d / Linear bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def kaiming_normal_init() -> nn.initializers.Initializer:
+  """kaiming_normal (fan_in, gain sqrt 2): N(0, 2 / fan_in), used for FC1."""
+  return nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+
+
+def torch_conv1d(features: int, in_features: int, kernel_size: int, name: str,
+                 dtype=None, param_dtype=jnp.float32) -> nn.Conv:
+  """Conv1d over T with zero padding k // 2 and PyTorch's default init.
+
+  Applied to [B, T, in_features], gives [B, T, features]. Kernel [k, in, out].
+  """
+  pad = kernel_size // 2
+  return nn.Conv(
+      features, (kernel_size,), padding=[(pad, pad)],
+      kernel_init=torch_default_kernel_init(),
+      bias_init=torch_default_bias_init(in_features * kernel_size),
+      dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+def torch_dense(features: int, fan_in: int, name: str, dtype, param_dtype,
+                kernel_init=None, bias_init=None) -> nn.Dense:
+  """Linear layer with PyTorch's default init unless told otherwise."""
+  return nn.Dense(
+      features,
+      kernel_init=kernel_init or torch_default_kernel_init(),
+      bias_init=bias_init or torch_default_bias_init(fan_in),
+      dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+# ----------------------------------------------------------------------------
+# Second-order pooling.
+
+
+def second_order_pool(embedding: Array, mask: Optional[Array] = None,
+                      eps: float = 1e-5) -> Array:
+  """Bilinear (covariance) pooling of snippet embeddings, SPEC 1.5.
+
+  G = E^T E / T^2, signed square root sign(G) sqrt(|G| + eps), then each row
+  L2-normalised (norm floored at 1e-12).
+
+  Args:
+    embedding: E [B, T, H].
+    mask: optional [B, T] of 1 for valid snippets and 0 for padding; padded
+      snippets are left out and T is the number of valid ones.
+    eps: added under the square root.
+
+  Returns:
+    [B, H * H], row-major flattening of G (G is symmetric).
+  """
+  if mask is not None:
+    embedding = embedding * mask[..., None].astype(embedding.dtype)
+    length = jnp.sum(mask, axis=-1).astype(embedding.dtype)
+  else:
+    length = jnp.asarray(embedding.shape[-2], embedding.dtype)
+  gram = jnp.einsum("bth,btg->bhg", embedding, embedding)
+  gram = gram / (length ** 2)[..., None, None]
+  flat = gram.reshape(gram.shape[0], -1)
+  signed = jnp.sign(flat) * jnp.sqrt(jnp.abs(flat) + eps)
+  norm = jnp.sqrt(jnp.sum(signed * signed, axis=-1, keepdims=True))
+  return signed / jnp.maximum(norm, 1e-12)
+
+
+def roll_batch(z: Array) -> Array:
+  """prev(z)[b] = z[(b - 1) mod B]: each video paired with the one before it."""
+  return jnp.roll(z, 1, axis=0)
+
+
+def fused_actionness(action_flow: Array, action_rgb: Array, rgb_weight: float) -> Array:
+  """a = (1 - lam) * a_flow + lam * a_rgb, SPEC 1.3. [B, T] -> [B, T]."""
+  return (1.0 - rgb_weight) * action_flow + rgb_weight * action_rgb
+
+
+# ----------------------------------------------------------------------------
+# The network.
+
+
+@flax.struct.dataclass
+class SALOutputs:
+  """The nine outputs of one SAL forward pass.
+
+  Attributes:
+    cas: class activation logits [B, T, C].
+    cas_bg: background-suppressed logits cas * (1 - a) [B, T, C].
+    action_flow, action_rgb: actionness (sigmoid) per stream [B, T].
+    action_flow_mix, action_rgb_mix: actionness of the batch mix-up inputs [B, T].
+    video_logits: semantic video logits FC(bilinear(e)) [B, C].
+    video_logits_flow, video_logits_rgb: FC on each stream's bilinear pooling [B, C].
+  """
+  cas: Array
+  cas_bg: Array
+  action_flow: Array
+  action_rgb: Array
+  action_flow_mix: Array
+  action_rgb_mix: Array
+  video_logits: Array
+  video_logits_flow: Array
+  video_logits_rgb: Array
+
+
+class SAL(nn.Module):
+  """SAL: multilevel semantic and adaptive actionness learning (SPEC section 1).
+
+  Attributes:
+    num_classes: C.
+    feature_dim: D, RGB and flow halves of D / 2 each (2048 for I3D).
+    hidden_dim: H (512). FC1 holds H^3 weights.
+    encoder_kernel: kernel of the main embedding (3 THUMOS14, 7 ActivityNet).
+    rgb_weight: lam of the fused actionness (0.1 THUMOS14, 0.3 ActivityNet).
+    dropout_rate: dropout after each embedding (0.5).
+    dtype: computation dtype (None: from inputs and params; jnp.bfloat16 for
+      mixed precision with float32 params).
+    param_dtype: dtype of the parameters at init.
+  """
+  num_classes: int
+  feature_dim: int = 2048
+  hidden_dim: int = 512
+  encoder_kernel: int = 3
+  rgb_weight: float = 0.1
+  dropout_rate: float = 0.5
+  dtype: Optional[Dtype] = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array, *, train: bool = False,
+               mask: Optional[Array] = None) -> SALOutputs:
+    """Runs the network.
+
+    Args:
+      x: features [B, T, D].
+      train: dropout on (needs a 'dropout' rng) or off.
+      mask: optional [B, T] valid-snippet mask for padded evaluation batches; it
+        only changes the second-order pooling (padding left out). Outputs at padded
+        positions are meaningless.
+
+    Returns:
+      SALOutputs.
+    """
+    if x.ndim != 3 or x.shape[-1] != self.feature_dim:
+      raise ValueError(
+          f"SAL expects features [B, T, {self.feature_dim}], got shape {x.shape}")
+    if self.encoder_kernel % 2 != 1:
+      raise ValueError(f"encoder_kernel must be odd, got {self.encoder_kernel}")
+    h, c, kw = self.hidden_dim, self.num_classes, dict(dtype=self.dtype,
+                                                        param_dtype=self.param_dtype)
+    half = self.feature_dim // 2
+    rgb, flow = x[..., :half], x[..., half:]
+
+    # 1-3. Actionness per stream, on the inputs and on their batch mix-up.
+    # Each embedding module is called twice (plain and mix-up inputs): the weights
+    # are shared, every dropout call draws its own mask.
+    conv_rgb = torch_conv1d(h, half, 3, "action_rgb", **kw)
+    conv_flow = torch_conv1d(h, half, 3, "action_flow", **kw)
+    head_rgb = torch_conv1d(1, h, 1, "cls_rgb", **kw)
+    head_flow = torch_conv1d(1, h, 1, "cls_flow", **kw)
+    dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
+
+    def embed(conv, z):
+      return dropout(nn.relu(conv(z)))
+
+    e_rgb, e_flow = embed(conv_rgb, rgb), embed(conv_flow, flow)
+    e_rgb_mix = embed(conv_rgb, rgb + roll_batch(rgb))
+    e_flow_mix = embed(conv_flow, flow + roll_batch(flow))
+
+    def actionness(head, e):
+      return nn.sigmoid(head(e)[..., 0])
+
+    action_rgb, action_flow = actionness(head_rgb, e_rgb), actionness(head_flow, e_flow)
+    action_rgb_mix = actionness(head_rgb, e_rgb_mix)
+    action_flow_mix = actionness(head_flow, e_flow_mix)
+    a = fused_actionness(action_flow, action_rgb, self.rgb_weight)
+
+    # 4. Main embedding.
+    e = embed(torch_conv1d(h, self.feature_dim, self.encoder_kernel, "encoder", **kw), x)
+
+    # 5-6. Multilevel semantics: one FC over the three second-order poolings.
+    p = second_order_pool(e, mask)
+    pooled = jnp.concatenate(
+        [p, second_order_pool(e_rgb, mask), second_order_pool(e_flow, mask)], axis=0)
+    fc = torch_dense(c, h * h, "fc", **kw)
+    video_logits, logits_rgb, logits_flow = jnp.split(fc(pooled), 3, axis=0)
+    semantic = torch_dense(h, h * h, "fc1", kernel_init=kaiming_normal_init(),
+                           bias_init=nn.initializers.zeros, **kw)(p)
+
+    # 7-8. Semantic propagation and the class activation sequence.
+    e_prop = e + a[..., None] * semantic[:, None, :]
+    cas = torch_conv1d(c, h, 1, "cls", **kw)(e_prop)
+    cas_bg = cas * (1.0 - a)[..., None]
+
+    return SALOutputs(
+        cas=cas, cas_bg=cas_bg,
+        action_flow=action_flow, action_rgb=action_rgb,
+        action_flow_mix=action_flow_mix, action_rgb_mix=action_rgb_mix,
+        video_logits=video_logits, video_logits_flow=logits_flow,
+        video_logits_rgb=logits_rgb)
+
+
+def build_model(num_classes: int, variant, *, feature_dim: int = 2048,
+                hidden_dim: int = 512, dropout_rate: float = 0.5,
+                dtype: Optional[Dtype] = None,
+                param_dtype: Dtype = jnp.float32) -> SAL:
+  """SAL with the encoder kernel and rgb weight of a `salx.variants.Variant`."""
+  return SAL(num_classes=num_classes, feature_dim=feature_dim, hidden_dim=hidden_dim,
+             encoder_kernel=variant.encoder_kernel, rgb_weight=variant.rgb_weight,
+             dropout_rate=dropout_rate, dtype=dtype, param_dtype=param_dtype)
