@@ -389,6 +389,10 @@ class FeatureSource(abc.ABC):
   def feature_file(self, split: str, name: str) -> str:
     """The file holding the features of video `name` (for messages)."""
 
+  def feature_parts(self, split: str, name: str) -> List[Tuple[str, slice]]:
+    """[(file, feature dims it holds)] of video `name`: which file holds which dims."""
+    return [(self.feature_file(split, name), slice(0, self._feature_dim))]
+
   @abc.abstractmethod
   def load_features(self, split: str, name: str) -> np.ndarray:
     """[L, 2048] float32 features of video `name` of `split`, checked for shape."""
@@ -544,6 +548,11 @@ class SalSource(_JsonAnnotatedSource):
 
   def feature_file(self, split: str, name: str) -> str:
     return self.stream_files(split, name)[0]
+
+  def feature_parts(self, split: str, name: str) -> List[Tuple[str, slice]]:
+    half = self._feature_dim // 2
+    rgb, flow = self.stream_files(split, name)
+    return [(rgb, slice(0, half)), (flow, slice(half, self._feature_dim))]
 
   def load_features(self, split: str, name: str) -> np.ndarray:
     self._check_member(split, name)
