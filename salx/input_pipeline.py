@@ -180,6 +180,22 @@ def train_example(reader: SplitReader, step: int, row: int, *, batch_size: int,
   return features[indices], np.asarray(record.labels, np.float32)
 
 
+def train_batch(reader: SplitReader, step: int, *, batch_size: int, num_segments: int,
+                seed: int, process_index: int = 0, process_count: int = 1
+                ) -> Dict[str, np.ndarray]:
+  """This process's rows of global training batch `step` (what `train_dataset` yields).
+
+  Returns:
+    {'features': [b, T, D] float32, 'labels': [b, C] float32}, b = B / process_count,
+    rows [process_index * b, (process_index + 1) * b) of the global batch.
+  """
+  local = host_batch_size(batch_size, process_count)
+  rows = [train_example(reader, step, process_index * local + r, batch_size=batch_size,
+                        num_segments=num_segments, seed=seed) for r in range(local)]
+  return {"features": np.stack([features for features, _ in rows]),
+          "labels": np.stack([labels for _, labels in rows])}
+
+
 def _process(process_index: Optional[int], process_count: Optional[int]
              ) -> Tuple[int, int]:
   """(index, count) of this process, JAX's when not given."""
@@ -220,26 +236,24 @@ def train_dataset(source_or_tfds, *, batch_size: int, num_segments: int, seed: i
   reader = SplitReader(source_or_tfds, split, cache=cache)
   steps_per_epoch(len(reader), batch_size)  # Fails early when B > N.
 
-  def load(element):
-    step, local_row = divmod(int(element), local)
-    return train_example(reader, step, index * local + local_row, batch_size=batch_size,
-                         num_segments=num_segments, seed=seed)
+  def load(step):
+    batch = train_batch(reader, int(step), batch_size=batch_size,
+                        num_segments=num_segments, seed=seed, process_index=index,
+                        process_count=count)
+    return batch["features"], batch["labels"]
 
-  def load_tf(element):
+  def load_tf(step):
     features, labels = tf.numpy_function(
-        load, [element], (tf.float32, tf.float32), stateful=False)
-    features.set_shape((num_segments, reader.feature_dim))
-    labels.set_shape((reader.num_classes,))
+        load, [step], (tf.float32, tf.float32), stateful=False)
+    features.set_shape((local, num_segments, reader.feature_dim))
+    labels.set_shape((local, reader.num_classes))
     return {"features": features, "labels": labels}
 
-  first = start_step * local
   if num_steps is None:
-    elements = tf.data.Dataset.counter(start=first)
+    steps = tf.data.Dataset.counter(start=start_step)
   else:
-    elements = tf.data.Dataset.range(first, first + num_steps * local)
-  dataset = elements.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE,
-                         deterministic=True)
-  dataset = dataset.batch(local, drop_remainder=True)
+    steps = tf.data.Dataset.range(start_step, start_step + num_steps)
+  dataset = steps.map(load_tf, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -254,3 +254,18 @@ def test_eval_batches_split_between_two_hosts(source):
     for key in batch:
       np.testing.assert_array_equal(
           batch[key], np.concatenate([halves[0][k][key], halves[1][k][key]]))
+
+
+def test_train_batch_is_the_pure_function_behind_the_dataset(source):
+  reader = input_pipeline.SplitReader(source, "train")
+  batches = _batches(source, batch_size=2, seed=6, start_step=4, num_steps=3)
+  for step, batch in enumerate(batches, start=4):
+    expected = input_pipeline.train_batch(reader, step, batch_size=2, num_segments=T,
+                                          seed=6)
+    np.testing.assert_array_equal(batch["features"], expected["features"])
+    np.testing.assert_array_equal(batch["labels"], expected["labels"])
+
+
+def test_tensorflow_sees_no_gpu():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  assert not tf.config.get_visible_devices("GPU")
