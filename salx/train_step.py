@@ -109,17 +109,18 @@ def check_batch(batch: Mapping[str, np.ndarray], model: SAL, variant,
     check_static_shapes(model, variant, features.shape, labels.shape)
   except ValueError as e:
     raise ValueError(f"{source}: {e}") from None
+  names = batch.get("names")
+
+  def which(rows):
+    return [str(names[i]) if names is not None else int(i) for i in rows]
+
   no_label = np.flatnonzero(~np.any(labels > 0, axis=-1))
   if no_label.size:
-    names = batch.get("names")
-    which = [names[i] for i in no_label] if names is not None else list(no_label)
-    raise ValueError(f"{source}: training video(s) {which} have no positive label; "
+    raise ValueError(f"{source}: training video(s) {which(no_label)} have no positive label; "
                      "weak supervision needs at least one class per video")
   if not np.all(np.isfinite(features)):
     bad = np.flatnonzero(~np.all(np.isfinite(features), axis=(1, 2)))
-    names = batch.get("names")
-    which = [names[i] for i in bad] if names is not None else list(bad)
-    raise ValueError(f"{source}: NaN or infinite feature values in video(s) {which}")
+    raise ValueError(f"{source}: NaN or infinite feature values in video(s) {which(bad)}")
 
 
 def _loss_dtype(dtype) -> Any:
