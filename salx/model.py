@@ -92,19 +92,21 @@ def second_order_pool(embedding: Array, mask: Optional[Array] = None,
     eps: added under the square root.
 
   Returns:
-    [B, H * H], row-major flattening of G (G is symmetric).
+    [B, H * H] in the embedding's dtype, row-major flattening of G (G is symmetric).
   """
   if mask is not None:
     embedding = embedding * mask[..., None].astype(embedding.dtype)
     length = jnp.sum(mask, axis=-1).astype(embedding.dtype)
   else:
     length = jnp.asarray(embedding.shape[-2], embedding.dtype)
-  gram = jnp.einsum("bth,btg->bhg", embedding, embedding)
-  gram = gram / (length ** 2)[..., None, None]
+  # Accumulate in at least float32 (bf16 embeddings give float32 statistics).
+  acc = jnp.promote_types(embedding.dtype, jnp.float32)
+  gram = jnp.einsum("bth,btg->bhg", embedding, embedding, preferred_element_type=acc)
+  gram = gram / (length.astype(acc) ** 2)[..., None, None]
   flat = gram.reshape(gram.shape[0], -1)
   signed = jnp.sign(flat) * jnp.sqrt(jnp.abs(flat) + eps)
   norm = jnp.sqrt(jnp.sum(signed * signed, axis=-1, keepdims=True))
-  return signed / jnp.maximum(norm, 1e-12)
+  return (signed / jnp.maximum(norm, 1e-12)).astype(embedding.dtype)
 
 
 def roll_batch(z: Array) -> Array:
@@ -193,8 +195,10 @@ class SAL(nn.Module):
     rgb, flow = x[..., :half], x[..., half:]
 
     # 1-3. Actionness per stream, on the inputs and on their batch mix-up.
-    # Each embedding module is called twice (plain and mix-up inputs): the weights
-    # are shared, every dropout call draws its own mask.
+    # The embedding convs are shared by the plain and the mix-up inputs; every
+    # dropout call draws its own mask. The conv is linear, so the mix-up branch's
+    # pre-activation conv(z + prev(z)) is conv(z) + prev(conv(z)) - bias: the same
+    # numbers up to round-off, without convolving the mixed inputs again.
     conv_rgb = torch_conv1d(h, half, 3, "action_rgb", **kw)
     conv_flow = torch_conv1d(h, half, 3, "action_flow", **kw)
     head_rgb = torch_conv1d(1, h, 1, "cls_rgb", **kw)
@@ -204,9 +208,14 @@ class SAL(nn.Module):
     def embed(conv, z):
       return dropout(nn.relu(conv(z)))
 
-    e_rgb, e_flow = embed(conv_rgb, rgb), embed(conv_flow, flow)
-    e_rgb_mix = embed(conv_rgb, rgb + roll_batch(rgb))
-    e_flow_mix = embed(conv_flow, flow + roll_batch(flow))
+    def embed_with_mix(conv, z):
+      pre = conv(z)
+      bias = conv.variables["params"]["bias"].astype(pre.dtype)
+      pre_mix = pre + roll_batch(pre) - bias
+      return dropout(nn.relu(pre)), dropout(nn.relu(pre_mix))
+
+    e_rgb, e_rgb_mix = embed_with_mix(conv_rgb, rgb)
+    e_flow, e_flow_mix = embed_with_mix(conv_flow, flow)
 
     def actionness(head, e):
       return nn.sigmoid(head(e)[..., 0])
