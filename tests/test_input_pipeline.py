@@ -38,8 +38,8 @@ def _record(name: str, video_id: int, length: int) -> layouts.VideoRecord:
       segment_labels=segment_labels, duration=None if video_id % 2 else 0.64 * length)
 
 
-def write_tiny_dataset(root) -> str:
-  """Writes the tiny dataset in the 'sal' layout under `root`; returns the folder."""
+def write_tiny_dataset(root, layout: str = "sal") -> str:
+  """Writes the tiny dataset in `layout` under `root`; returns the folder."""
   records, splits = [], {"train": [], "test": []}
   for split, lengths, offset in (("train", TRAIN_LENGTHS, 0),
                                  ("test", TEST_LENGTHS, 100)):
@@ -47,7 +47,9 @@ def write_tiny_dataset(root) -> str:
       name = f"video_{split}_{i:03d}"
       splits[split].append(name)
       records.append(_record(name, offset + i, length))
-  return layouts.write_sal_layout(str(root), records, splits, CLASSES)
+  writer = {"sal": layouts.write_sal_layout, "acmnet": layouts.write_acmnet_layout,
+            "wtalc": layouts.write_wtalc_layout}[layout]
+  return writer(str(root), records, splits, CLASSES)
 
 
 @pytest.fixture(scope="module")

@@ -121,6 +121,19 @@ def test_tfrecord_fallback_reads_the_same_records(data_dir, source, tmp_path):
     _assert_same_record(fallback.load("test", name), source.load("test", name))
 
 
+def test_builder_reads_a_named_layout(source, tmp_path):
+  wtalc_dir = write_tiny_dataset(tmp_path / "wtalc", layout="wtalc")
+  prepared = tfds_builders.prepare("thumos14", wtalc_dir, str(tmp_path / "tfds"),
+                                   layout="wtalc")
+  assert prepared.layout == "wtalc"
+  assert list(prepared.video_names("train")) == source.video_names("train")
+  for name in source.video_names("train"):
+    _assert_same_record(prepared.load("train", name), source.load("train", name))
+  with pytest.raises(errors.DataError, match="gt.json"):   # Not an 'acmnet' folder.
+    tfds_builders.prepare("thumos14", wtalc_dir, str(tmp_path / "tfds_acmnet"),
+                          layout="acmnet")
+
+
 def test_loading_an_unprepared_dataset_says_how_to_prepare(tmp_path):
   with pytest.raises(errors.DataError, match="salx_activitynet12 is not prepared.*prepare"):
     tfds_builders.load("activitynet12", str(tmp_path))

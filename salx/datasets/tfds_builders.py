@@ -18,6 +18,13 @@ Typical use:
 
   source = tfds_builders.prepare('thumos14', '/data/thumos14', '~/tensorflow_datasets')
   record = source.load('test', source.video_names('test')[0])
+
+The builders register as salx_thumos14, salx_activitynet12 and salx_activitynet13,
+so `tfds.builder('salx_thumos14', data_dir=...)` finds them once this module is
+imported. (The `tfds build` command line of TFDS 4.9.10 also needs apache-beam.)
+
+Prepare once, from one process: concurrent preparations of the same dataset into one
+`tfds_data_dir` race. Reading is safe from any number of processes.
 """
 
 from __future__ import annotations
@@ -296,6 +303,11 @@ class TfdsSource:
 
   def __repr__(self) -> str:
     return f"TfdsSource({self.builder.name}, {self.builder.data_dir})"
+
+  @property
+  def feature_dim(self) -> int:
+    """D, the width of a feature vector (always 2048 in these builders)."""
+    return FEATURE_DIM
 
   @property
   def random_access(self) -> bool:
