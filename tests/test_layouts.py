@@ -1,7 +1,6 @@
 """The three feature layouts: same videos, same arrays; clear errors on bad input."""
 
 import csv
-import io
 import json
 import math
 import os

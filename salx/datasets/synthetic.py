@@ -30,6 +30,14 @@ How a video's features are made ([L, D], the first D/2 dims "RGB", the rest "flo
 All patterns have unit RMS per dim, so amplitudes compare directly with `noise_std`.
 Generation is deterministic for a seed, and each video depends only on the seed and
 its own name and index, not on how many videos are made.
+
+Difficulty, as measured on the demo dataset with salx's SAL (hidden 64, T = 256,
+batch 8, Adam 1e-4, THUMOS14 inference; 2 CPU cores): untrained average
+mAP(0.1:0.7) 0.005; after 250 steps (~2.5 min) 0.58 (seed 0) and 0.68 (seed 1),
+mAP@0.7 still only ~0.2-0.35. To make it harder, lower `action_strength` or raise
+`noise_std`; `context_strength` blurs boundaries (hurts high tIoU);
+`short_instance_prob` adds instances shorter than a few snippets; `scene_strength`
+rewards whole-video (non-localizing) evidence.
 """
 
 from __future__ import annotations
@@ -186,7 +194,8 @@ def _place_instances(spec: SyntheticSpec, rng: np.random.Generator, length: int,
                      video_classes: Sequence[int]) -> List[Tuple[float, float, int]]:
   """Non-overlapping instances (start, end in snippets, class), sorted by start.
 
-  Every class of `video_classes` gets at least one instance.
+  Every class of `video_classes` gets one instance whenever there is room for it
+  (100 random tries), more while they cover less than `max_action_fraction`.
   """
   placed: List[Tuple[float, float, int]] = []
   wanted = [(c, int(rng.integers(spec.min_instances, spec.max_instances + 1)))
