@@ -144,10 +144,3 @@ def multi_hot(labels: Iterable[str], class_names: Sequence[str],
     vector[index[label]] = 1.0
   return vector
 
-
-def unique_in_class_order(labels: Iterable[str], class_names: Sequence[str]
-                          ) -> Tuple[str, ...]:
-  """The distinct `labels`, known classes first in class order, unknown ones after."""
-  index = class_index(class_names)
-  distinct = set(labels)
-  return tuple(sorted(distinct, key=lambda name: (index.get(name, len(index)), name)))
