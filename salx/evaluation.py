@@ -17,6 +17,7 @@ NumPy only; inputs are JSON-like data and arrays.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -212,22 +213,25 @@ def load_predictions(path_or_dict, ground_truth: GroundTruth) -> Predictions:
   results = data.get("results") if isinstance(data, Mapping) else None
   if not isinstance(results, Mapping):
     raise EvalInputError(f"{source}: no 'results' object (ActivityNet format)")
-  names, labels, scores, segments = [], [], [], []
+  videos, counts, labels, scores, segments = [], [], [], [], []
   for vid, dets in results.items():
     if not isinstance(dets, list):
       raise EvalInputError(f"{source}: video {vid}: detections are not a list")
-    for i, det in enumerate(dets):
-      try:
-        labels.append(det["label"])
-        scores.append(det["score"])
-        segments.append(det["segment"])
-      except (TypeError, KeyError):
-        raise EvalInputError(f"{source}: video {vid}: detection {i} lacks "
-                             "'label', 'score' or 'segment'") from None
-    names.extend([vid] * len(dets))
+    try:
+      labels += [d["label"] for d in dets]
+      scores += [d["score"] for d in dets]
+      segments += [d["segment"] for d in dets]
+    except (TypeError, KeyError):
+      i = next(i for i, d in enumerate(dets) if not isinstance(d, Mapping)
+               or not {"label", "score", "segment"} <= d.keys())
+      raise EvalInputError(f"{source}: video {vid}: detection {i} lacks "
+                           "'label', 'score' or 'segment'") from None
+    videos.append(vid)
+    counts.append(len(dets))
+  names = np.repeat(np.asarray(videos, dtype=object), counts)
   class_index = {c: i for i, c in enumerate(ground_truth.class_names)}
   try:
-    label = np.fromiter((class_index[l] for l in labels), np.int64, len(labels))
+    label = np.fromiter(map(class_index.__getitem__, labels), np.int64, len(labels))
   except (KeyError, TypeError):
     i = next(i for i, l in enumerate(labels)
              if not isinstance(l, str) or l not in class_index)
@@ -235,17 +239,19 @@ def load_predictions(path_or_dict, ground_truth: GroundTruth) -> Predictions:
         f"{source}: video {names[i]}: label {labels[i]!r} is not a class of "
         f"{ground_truth.source} subset '{ground_truth.subset}'") from None
   try:
-    score = np.asarray(scores, np.float64).reshape(-1)
-    seg = np.asarray(segments, np.float64).reshape(-1, 2)
+    score = np.array(scores, np.float64)
+    if any(len(x) != 2 for x in segments):
+      raise ValueError
+    seg = np.fromiter(itertools.chain.from_iterable(segments), np.float64,
+                      2 * len(segments)).reshape(-1, 2)
   except (TypeError, ValueError):
     raise EvalInputError(f"{source}: scores must be numbers and segments pairs "
-                         "of numbers") from None
-  if score.size != len(labels) or seg.shape[0] != len(labels):
-    raise EvalInputError(f"{source}: segments must be pairs [start, end]")
-  names = np.asarray(names, dtype=object)
+                         "[start, end] of numbers") from None
+  if score.shape != (len(labels),):
+    raise EvalInputError(f"{source}: scores must be numbers")
   _check_prediction_arrays(source, names, score, seg[:, 0], seg[:, 1])
-  video_index = {v: i for i, v in enumerate(ground_truth.video_ids)}
-  video = np.fromiter((video_index.get(v, -1) for v in names), np.int64, names.size)
+  lookup = {v: i for i, v in enumerate(ground_truth.video_ids)}
+  video = np.repeat(np.asarray([lookup.get(v, -1) for v in videos], np.int64), counts)
   return Predictions(os.path.basename(source), video, names, label, score,
                      np.ascontiguousarray(seg[:, 0]), np.ascontiguousarray(seg[:, 1]))
 
@@ -282,8 +288,11 @@ def predictions_from_arrays(video_names: Sequence[str], labels: np.ndarray,
   start = np.asarray(starts, np.float64)
   end = np.asarray(ends, np.float64)
   _check_prediction_arrays(source, names, score, start, end)
-  video_index = {v: i for i, v in enumerate(ground_truth.video_ids)}
-  video = np.fromiter((video_index.get(v, -1) for v in names), np.int64, names.size)
+  # Look up each run of equal video names once.
+  heads = np.flatnonzero(np.r_[names.size > 0, names[1:] != names[:-1]])
+  lookup = {v: i for i, v in enumerate(ground_truth.video_ids)}
+  video = np.repeat(np.asarray([lookup.get(v, -1) for v in names[heads]], np.int64),
+                    np.diff(np.r_[heads, names.size]))
   return Predictions(source, video, names, labels, score, start, end)
 
 

@@ -32,8 +32,8 @@ import numpy as np
 from salx.variants import Variant
 
 # Videos localized together: bounds the memory of the upsampled curves
-# (about 64 * 18000 positions for THUMOS14) while keeping numpy calls few.
-_CHUNK_VIDEOS = 64
+# (about 32 * 18000 positions for THUMOS14) while keeping numpy calls few.
+_CHUNK_VIDEOS = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +97,8 @@ class VideoLocalization:
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
   """Numerically stable softmax along `axis`."""
-  e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+  e = np.subtract(x, np.max(x, axis=axis, keepdims=True))
+  np.exp(e, out=e)
   e /= np.sum(e, axis=axis, keepdims=True)
   return e
 

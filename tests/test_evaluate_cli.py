@@ -1,11 +1,13 @@
 """The `python -m salx.evaluate` command: table, JSON output, exit code 2 on bad input."""
 
+import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from salx import evaluate
@@ -120,3 +122,30 @@ def test_cli_on_the_thumos14_fixture_with_ambiguous(tmp_path, capsys):
   assert code == 0
   assert "ambiguous segments (Ambiguous_test.txt):" in out
   assert "per-class" not in out
+
+
+def _bench_module():
+  spec = importlib.util.spec_from_file_location("bench_eval", ROOT / "experiments" / "bench_eval.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_bench_eval_synthetic_and_outputs_file(tmp_path, capsys):
+  bench = _bench_module()
+  assert bench.main(["--synthetic", "4", "--repeats", "1"]) == 0
+  line = capsys.readouterr().out.strip().splitlines()[-1]
+  fields = dict(f.split("=") for f in line.split()[1:])
+  assert line.startswith("eval_pass ") and fields["videos"] == "4"
+  assert set(fields) == {"videos", "detections", "localization_s", "evaluation_s", "total_s"}
+  assert int(fields["detections"]) > 0
+  # The same videos through an outputs file and a ground-truth file.
+  outputs, gt_json, names = bench.synthetic(3, seed=1)
+  names_path = _write(tmp_path, "classes.txt", "\n".join(names))
+  arrays = {f"{v}/{k}": x for v, fields_ in outputs.items() for k, x in fields_.items()}
+  np_path = tmp_path / "out.npz"
+  np.savez(np_path, **arrays)
+  gt_path = _write(tmp_path, "gt.json", gt_json)
+  assert bench.main(["--outputs", str(np_path), "--ground_truth", gt_path, "--repeats", "1",
+                     "--json", "--class_names", names_path]) == 0
+  assert "videos=3" in capsys.readouterr().out
