@@ -31,8 +31,8 @@ import numpy as np
 
 from salx.variants import Variant
 
-# Videos localized together: bounds the memory of the upsampled curves
-# (about 32 * 18000 positions for THUMOS14) while keeping numpy calls few.
+# Videos localized together: large enough to keep numpy calls few, small
+# enough for the [V, C, T] score arrays to stay in cache (measured best).
 _CHUNK_VIDEOS = 32
 
 
@@ -581,7 +581,7 @@ def suppress(group: np.ndarray, score: np.ndarray, start: np.ndarray,
   exp(-IoU^2 / nms_alpha) and not ranked against later picks. Soft output per
   group: the kept list, then the set-aside ones (grouped by the kept proposal
   that removed them, each group in score order); plain NMS: the kept list.
-  Groups keep their order of first appearance... of their ids: ascending ids.
+  Groups come out in ascending id order.
 
   Args:
     group: [N] int group ids (one group = one video and class), ascending.

@@ -21,6 +21,10 @@ def expected():
     return json.load(f)
 
 
+def _ground_truth_file(expected):
+  return data_file(expected.get("ground_truth", "thumos14/gt.json"))
+
+
 def _check(result, expected):
   np.testing.assert_allclose(result.tiou_thresholds, expected["tiou_thresholds"])
   np.testing.assert_allclose(result.mAP, expected["mAP"], rtol=0, atol=1e-12)
@@ -32,7 +36,7 @@ def _check(result, expected):
 
 
 def test_thumos14_eval_parity(expected):
-  gt = evaluation.load_ground_truth(data_file(expected["ground_truth"]),
+  gt = evaluation.load_ground_truth(_ground_truth_file(expected),
                                     expected.get("subset", "test"))
   predictions = fixture_file("thumos14_eval_predictions.json")
   result = evaluation.evaluate_detections(gt, predictions, expected["tiou_thresholds"])
@@ -42,7 +46,7 @@ def test_thumos14_eval_parity(expected):
 
 
 def test_thumos14_eval_parity_from_dicts(expected):
-  with open(data_file(expected["ground_truth"])) as f:
+  with open(_ground_truth_file(expected)) as f:
     gt = json.load(f)
   with open(fixture_file("thumos14_eval_predictions.json")) as f:
     predictions = json.load(f)
