@@ -4,8 +4,12 @@
     python experiments/bench_train_step.py --cases=thumos_b2 --dtype=bfloat16
 
 One line per case:
-    train_step config=C batch=B segments=T devices=N backend=X dtype=D ms_per_step=M
-      compile_s=S peak_mem_mb=P params_m=Q
+    train_step config=C batch=B segments=T devices=N backend=X dtype=D impl=I
+      ms_per_step=M compile_s=S peak_mem_mb=P params_m=Q
+
+impl=fused is salx's step (convolutions as one GEMM each, FC1's gradient fused
+into the optimizer update); --compare_plain adds impl=plain (library convolutions,
+a matrix-product FC1 gradient) measured in the same run.
 
 Cases: thumos B=2 and B=16 (T = 750, H = 512, D = 2048, C = 20: the full 146M-parameter
 model) and activitynet B=32 (T = 50, C = 100). The step is the real one (losses,
@@ -32,6 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 from salx import sharding, variants  # noqa: E402
 from salx.model import build_model  # noqa: E402
@@ -61,11 +66,12 @@ def make_batch(batch: int, segments: int, classes: int, feature_dim: int, seed: 
 
 
 def bench_case(name: str, dtype: str, steps: int, warmup: int, hidden: int,
-               feature_dim: int) -> str:
+               feature_dim: int, profile_dir: str = "", plain: bool = False) -> str:
   variant, batch, segments, classes = CASES[name]
   compute_dtype = {"float32": None, "bfloat16": jnp.bfloat16}[dtype]
   model = build_model(classes, variant, feature_dim=feature_dim, hidden_dim=hidden,
-                      dtype=compute_dtype)
+                      dtype=compute_dtype).clone(conv_as_matmul=not plain,
+                                                 fc1_outer_grad=not plain)
   mesh = sharding.make_mesh()
   state = create_train_state(model, variant, jax.random.key(0),
                              input_shape=(2, segments, feature_dim))
@@ -89,13 +95,48 @@ def bench_case(name: str, dtype: str, steps: int, warmup: int, hidden: int,
     state, metrics = step(state, device_batch, rng)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - start)
+  if profile_dir:
+    with jax.profiler.trace(os.path.join(profile_dir, f"{name}_{dtype}")):
+      for _ in range(5):
+        state, metrics = step(state, device_batch, rng)
+      jax.block_until_ready((state, metrics))
+    with open(os.path.join(profile_dir, f"{name}_{dtype}.hlo.txt"), "w") as f:
+      f.write(step.lower(state, device_batch, rng).compile().as_text())
   loss = float(metrics["loss"])
   if not np.isfinite(loss):
     raise RuntimeError(f"{name}: non-finite loss {loss}")
   return (f"train_step config={variant.name} batch={batch} segments={segments} "
           f"devices={mesh.devices.size} backend={jax.default_backend()} dtype={dtype} "
+          f"impl={'plain' if plain else 'fused'} "
           f"ms_per_step={1e3 * float(np.median(times)):.3f} compile_s={compile_s:.2f} "
           f"peak_mem_mb={peak_memory_mb():.0f} params_m={num_params / 1e6:.1f}")
+
+
+def bench_adam_floor(steps: int, warmup: int, hidden: int, feature_dim: int) -> str:
+  """Adam with coupled weight decay alone over the full model's params: the floor."""
+  model = build_model(20, variants.THUMOS14, feature_dim=feature_dim, hidden_dim=hidden)
+  state = create_train_state(model, variants.THUMOS14, jax.random.key(0),
+                             input_shape=(2, 750, feature_dim))
+  grads = jax.tree_util.tree_map(lambda p: jnp.full_like(p, 1e-3), state.params)
+
+  def update(params, opt_state, grads):
+    updates, opt_state = state.tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+  update = jax.jit(update, donate_argnums=(0, 1))
+  params, opt_state = state.params, state.opt_state
+  for _ in range(1 + warmup):
+    params, opt_state = update(params, opt_state, grads)
+  jax.block_until_ready(params)
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    params, opt_state = update(params, opt_state, grads)
+    jax.block_until_ready(params)
+    times.append(time.perf_counter() - start)
+  num_params = sum(p.size for p in jax.tree_util.tree_leaves(params))
+  return (f"adam_floor params_m={num_params / 1e6:.1f} backend={jax.default_backend()} "
+          f"ms_per_update={1e3 * float(np.median(times)):.3f}")
 
 
 def main(argv=None) -> None:
@@ -108,12 +149,24 @@ def main(argv=None) -> None:
   parser.add_argument("--warmup", type=int, default=5)
   parser.add_argument("--hidden", type=int, default=512)
   parser.add_argument("--feature_dim", type=int, default=2048)
+  parser.add_argument("--profile_dir", default="",
+                      help="also write a jax.profiler trace of 5 steps and the optimized HLO")
+  parser.add_argument("--compare_plain", action="store_true",
+                      help="also time each case with library convolutions and a "
+                      "matrix-product FC1 gradient (impl=plain), side by side")
+  parser.add_argument("--adam_floor", action="store_true",
+                      help="also time the optimizer update alone (the float32 floor)")
   args = parser.parse_args(argv)
+  if args.adam_floor:
+    print(bench_adam_floor(args.steps, args.warmup, args.hidden, args.feature_dim),
+          flush=True)
   for name in args.cases.split(","):
     if name not in CASES:
       parser.error(f"unknown case {name!r}; choose from {sorted(CASES)}")
-    print(bench_case(name, args.dtype, args.steps, args.warmup, args.hidden,
-                     args.feature_dim), flush=True)
+    impls = (False, True) if args.compare_plain else (False,)
+    for plain in impls:
+      print(bench_case(name, args.dtype, args.steps, args.warmup, args.hidden,
+                       args.feature_dim, args.profile_dir, plain), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ Arrays are batch-major: features x [B, T, D] with D = 2048 (RGB dims first, then
 flow), hidden width H, C classes. `SAL.apply` returns a `SALOutputs` with the nine
 outputs of the authors' model. Parameter names mirror the official PyTorch names
 (`encoder`, `action_rgb`, `action_flow`, `cls`, `cls_rgb`, `cls_flow`, `fc`, `fc1`)
-so that `salx.convert` is a rename plus a transpose.
+so that `salx.convert` is a rename plus a transpose: each holds `kernel` (conv
+[k, in, out], linear [in, out]) and `bias`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
@@ -50,18 +52,44 @@ def kaiming_normal_init() -> nn.initializers.Initializer:
   return nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 
 
-def torch_conv1d(features: int, in_features: int, kernel_size: int, name: str,
-                 dtype=None, param_dtype=jnp.float32) -> nn.Conv:
-  """Conv1d over T with zero padding k // 2 and PyTorch's default init.
+class Conv1d(nn.Module):
+  """PyTorch-style Conv1d over T (zero padding k // 2, default init) as one GEMM.
 
-  Applied to [B, T, in_features], gives [B, T, features]. Kernel [k, in, out].
+  [B, T, in] -> [B, T, features]. Parameters as flax's Conv: kernel [k, in, out],
+  bias [out]. With matmul=True (default) it computes z = x @ [W_0 | ... | W_{k-1}]
+  ([B, T, k * out], one matrix product) and y[t] = sum_j z[t + j - k // 2, j] + b
+  with zero rows outside [0, T): the same numbers as the convolution up to
+  round-off, but a single GEMM that XLA fuses and schedules well on GPUs and CPUs
+  (no per-conv library launches). matmul=False uses lax.conv_general_dilated.
   """
-  pad = kernel_size // 2
-  return nn.Conv(
-      features, (kernel_size,), padding=[(pad, pad)],
-      kernel_init=torch_default_kernel_init(),
-      bias_init=torch_default_bias_init(in_features * kernel_size),
-      dtype=dtype, param_dtype=param_dtype, name=name)
+  features: int
+  kernel_size: int = 1
+  matmul: bool = True
+  dtype: Optional[Dtype] = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    k, in_features = self.kernel_size, x.shape[-1]
+    kernel = self.param("kernel", torch_default_kernel_init(),
+                        (k, in_features, self.features), self.param_dtype)
+    bias = self.param("bias", torch_default_bias_init(in_features * k),
+                      (self.features,), self.param_dtype)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    pad = k // 2
+    if not self.matmul:
+      y = jax.lax.conv_general_dilated(x, kernel, (1,), [(pad, pad)],
+                                       dimension_numbers=("NWC", "WIO", "NWC"))
+      return y + bias
+    if k == 1:
+      return jnp.einsum("btc,cn->btn", x, kernel[0]) + bias
+    num_segments = x.shape[-2]
+    taps = jnp.einsum("btc,cjn->btjn", x, jnp.transpose(kernel, (1, 0, 2)))
+    taps = jnp.pad(taps, [(0, 0), (pad, pad), (0, 0), (0, 0)])
+    y = bias
+    for j in range(k):  # output t takes tap j of input t + j - pad
+      y = y + taps[:, j:j + num_segments, j, :]
+    return y
 
 
 def torch_dense(features: int, fan_in: int, name: str, dtype, param_dtype,
@@ -72,6 +100,56 @@ def torch_dense(features: int, fan_in: int, name: str, dtype, param_dtype,
       kernel_init=kernel_init or torch_default_kernel_init(),
       bias_init=bias_init or torch_default_bias_init(fan_in),
       dtype=dtype, param_dtype=param_dtype, name=name)
+
+
+@jax.custom_vjp
+def low_rank_matmul(p: Array, w: Array) -> Array:
+  """p @ w for a short batch p [B, K] and a huge w [K, N] (FC1: K = H^2).
+
+  The gradient dw = p^T g is an outer product of rank B. It is written as B
+  broadcast multiply-adds instead of a matrix product, so XLA fuses it into the
+  optimizer's element-wise update: the K x N gradient is never written to or read
+  from memory. Values are those of p^T g up to round-off.
+  """
+  return p @ w
+
+
+def _low_rank_matmul_fwd(p, w):
+  return p @ w, (p, w)
+
+
+def _low_rank_matmul_bwd(residuals, g):
+  p, w = residuals
+  acc = jnp.promote_types(w.dtype, jnp.float32)
+  p_acc, g_acc = p.astype(acc), g.astype(acc)
+  dw = p_acc[0][:, None] * g_acc[0][None, :]
+  for b in range(1, p.shape[0]):
+    dw = dw + p_acc[b][:, None] * g_acc[b][None, :]
+  return (g @ w.T).astype(p.dtype), dw.astype(w.dtype)
+
+
+low_rank_matmul.defvjp(_low_rank_matmul_fwd, _low_rank_matmul_bwd)
+
+
+class SemanticProjection(nn.Module):
+  """FC1: Linear(H^2 -> H) with kaiming_normal weights and zero bias. [B, H^2] -> [B, H].
+
+  The batch is short (2 to 32 videos) and the kernel huge (H^3 = 134M weights at
+  H = 512): `low_rank_matmul` keeps its gradient out of memory (outer_grad=True).
+  """
+  features: int
+  outer_grad: bool = True
+  dtype: Optional[Dtype] = None
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, p: Array) -> Array:
+    kernel = self.param("kernel", kaiming_normal_init(), (p.shape[-1], self.features),
+                        self.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
+    p, kernel, bias = nn.dtypes.promote_dtype(p, kernel, bias, dtype=self.dtype)
+    matmul = low_rank_matmul if self.outer_grad and p.shape[0] <= 64 else jnp.matmul
+    return matmul(p, kernel) + bias
 
 
 # ----------------------------------------------------------------------------
@@ -159,6 +237,8 @@ class SAL(nn.Module):
     dtype: computation dtype (None: from inputs and params; jnp.bfloat16 for
       mixed precision with float32 params).
     param_dtype: dtype of the parameters at init.
+    conv_as_matmul: convolutions as one GEMM plus shifted adds (see Conv1d).
+    fc1_outer_grad: FC1's gradient as fused outer products (see low_rank_matmul).
   """
   num_classes: int
   feature_dim: int = 2048
@@ -168,6 +248,8 @@ class SAL(nn.Module):
   dropout_rate: float = 0.5
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
+  conv_as_matmul: bool = True
+  fc1_outer_grad: bool = True
 
   @nn.compact
   def __call__(self, x: Array, *, train: bool = False,
@@ -199,10 +281,11 @@ class SAL(nn.Module):
     # dropout call draws its own mask. The conv is linear, so the mix-up branch's
     # pre-activation conv(z + prev(z)) is conv(z) + prev(conv(z)) - bias: the same
     # numbers up to round-off, without convolving the mixed inputs again.
-    conv_rgb = torch_conv1d(h, half, 3, "action_rgb", **kw)
-    conv_flow = torch_conv1d(h, half, 3, "action_flow", **kw)
-    head_rgb = torch_conv1d(1, h, 1, "cls_rgb", **kw)
-    head_flow = torch_conv1d(1, h, 1, "cls_flow", **kw)
+    conv = functools.partial(Conv1d, matmul=self.conv_as_matmul, **kw)
+    conv_rgb = conv(h, 3, name="action_rgb")
+    conv_flow = conv(h, 3, name="action_flow")
+    head_rgb = conv(1, 1, name="cls_rgb")
+    head_flow = conv(1, 1, name="cls_flow")
     dropout = nn.Dropout(self.dropout_rate, deterministic=not train)
 
     def embed(conv, z):
@@ -226,7 +309,7 @@ class SAL(nn.Module):
     a = fused_actionness(action_flow, action_rgb, self.rgb_weight)
 
     # 4. Main embedding.
-    e = embed(torch_conv1d(h, self.feature_dim, self.encoder_kernel, "encoder", **kw), x)
+    e = embed(conv(h, self.encoder_kernel, name="encoder"), x)
 
     # 5-6. Multilevel semantics: one FC over the three second-order poolings.
     p = second_order_pool(e, mask)
@@ -234,12 +317,11 @@ class SAL(nn.Module):
         [p, second_order_pool(e_rgb, mask), second_order_pool(e_flow, mask)], axis=0)
     fc = torch_dense(c, h * h, "fc", **kw)
     video_logits, logits_rgb, logits_flow = jnp.split(fc(pooled), 3, axis=0)
-    semantic = torch_dense(h, h * h, "fc1", kernel_init=kaiming_normal_init(),
-                           bias_init=nn.initializers.zeros, **kw)(p)
+    semantic = SemanticProjection(h, self.fc1_outer_grad, name="fc1", **kw)(p)
 
     # 7-8. Semantic propagation and the class activation sequence.
     e_prop = e + a[..., None] * semantic[:, None, :]
-    cas = torch_conv1d(c, h, 1, "cls", **kw)(e_prop)
+    cas = conv(c, 1, name="cls")(e_prop)
     cas_bg = cas * (1.0 - a)[..., None]
 
     return SALOutputs(

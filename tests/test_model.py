@@ -134,3 +134,59 @@ def test_bfloat16_compute_keeps_float32_params():
   assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
   out = model.apply({"params": params}, jnp.ones((B, T, D)))
   assert out.cas.dtype == jnp.bfloat16
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 7])
+def test_conv_as_matmul_equals_the_library_convolution(kernel_size):
+  from salx.model import Conv1d
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(2, 9, 6)), jnp.float32)
+  gemm = Conv1d(5, kernel_size, matmul=True)
+  library = Conv1d(5, kernel_size, matmul=False)
+  variables = gemm.init(jax.random.key(0), x)
+  np.testing.assert_allclose(gemm.apply(variables, x), library.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  # Zero padding: the first output sees only taps at t >= 0 (compare by hand).
+  kernel = np.asarray(variables["params"]["kernel"])
+  bias = np.asarray(variables["params"]["bias"])
+  pad = kernel_size // 2
+  expected = bias + sum(np.asarray(x)[:, j - pad] @ kernel[j]
+                        for j in range(pad, kernel_size))
+  np.testing.assert_allclose(gemm.apply(variables, x)[:, 0], expected, rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_fc1_outer_product_gradient_equals_the_matrix_product():
+  from salx.model import low_rank_matmul
+  rng = np.random.default_rng(4)
+  p = jnp.asarray(rng.normal(size=(3, 20)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(20, 7)), jnp.float32)
+  g = jnp.asarray(rng.normal(size=(3, 7)), jnp.float32)
+
+  def loss(fn):
+    return lambda p, w: jnp.sum(fn(p, w) * g)
+
+  got = jax.grad(loss(low_rank_matmul), argnums=(0, 1))(p, w)
+  want = jax.grad(loss(jnp.matmul), argnums=(0, 1))(p, w)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_and_plain_implementations_give_the_same_step():
+  from salx.train_step import create_train_state, make_train_step
+  variant = variants.THUMOS14.replace(num_segments=T)
+  rng = np.random.default_rng(5)
+  batch = {"features": rng.normal(size=(2, T, D)).astype(np.float32),
+           "labels": np.eye(C, dtype=np.float32)[[0, 2]]}
+  results = []
+  for fused in (True, False):
+    model = SAL(num_classes=C, feature_dim=D, hidden_dim=8, conv_as_matmul=fused,
+                fc1_outer_grad=fused)
+    state = create_train_state(model, variant, jax.random.key(0), input_shape=(2, T, D))
+    state, metrics = jax.jit(make_train_step(model, variant))(state, batch,
+                                                              jax.random.key(1))
+    results.append((float(metrics["loss"]), state.params))
+  assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+  jax.tree_util.tree_map(
+      lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+      results[0][1], results[1][1])

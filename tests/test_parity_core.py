@@ -120,7 +120,10 @@ def test_parity_gradients_and_adam_step(name, x64):
 @pytest.mark.parametrize("name", FIXTURES)
 def test_parity_float32_forward(name):
   arrays, _, _, model, params, x, _, _ = _setup(name, np.float32)
-  outputs = model.apply({"params": params}, x, train=False)
+  # Full float32 products: on GPUs JAX's default lets matmuls and convs use TF32
+  # (10-bit mantissa), which is a speed setting, not part of the method.
+  with jax.default_matmul_precision("float32"):
+    outputs = model.apply({"params": params}, x, train=False)
   for field, key in OUTPUT_KEYS.items():
     ref = _reference_output(arrays, key)
     got = np.asarray(getattr(outputs, field), np.float64)
