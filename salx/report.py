@@ -1,0 +1,156 @@
+"""What a run reports: evaluation records, the final table, metrics.json, scalars.
+
+An evaluation record is the JSON-ready dict of one test evaluation (it travels in
+the checkpoint's progress record, so a resumed run reports exactly what an
+uninterrupted one does):
+
+    {"step": 300, "tiou_thresholds": [0.1, ..., 0.7], "mAP": [K floats],
+     "averages": {"AVG(0.1:0.5)": .., "AVG(0.3:0.7)": .., "AVG(0.1:0.7)": ..},
+     "average_mAP": .., "accuracy": .., "per_class_AP": {class: [K floats]},
+     "num_videos": .., "protocol": "ActivityNet detection protocol; ground truth .."}
+
+mAP values are fractions in [0, 1]; tables print them in percent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+SELECTED_ON_TEST = "selected on the test set (authors' protocol)"
+
+Record = Dict[str, Any]
+
+
+def evaluation_record(result, accuracy: float, step: int, num_videos: int) -> Record:
+  """The record of one evaluation.
+
+  Args:
+    result: a `salx.evaluation.EvalResult`.
+    accuracy: classification accuracy (exact multi-hot match), in [0, 1].
+    step: the training step evaluated (0: the untrained model).
+    num_videos: test videos evaluated.
+  """
+  return {
+      "step": int(step),
+      "tiou_thresholds": [float(t) for t in result.tiou_thresholds],
+      "mAP": [float(v) for v in result.mAP],
+      "averages": {k: float(v) for k, v in result.averages.items()},
+      "average_mAP": float(result.average_mAP),
+      "accuracy": float(accuracy),
+      "per_class_AP": {c: [float(v) for v in row]
+                       for c, row in zip(result.class_names, result.ap)},
+      "num_videos": int(num_videos),
+      "protocol": result.protocol,
+  }
+
+
+def summary(record: Record) -> Record:
+  """The short form of a record kept in the run's history (no per-class AP)."""
+  return {"step": record["step"], "average_mAP": record["average_mAP"],
+          "averages": dict(record["averages"]), "accuracy": record["accuracy"],
+          "mAP": list(record["mAP"])}
+
+
+def scalars(record: Record, prefix: str = "test") -> Dict[str, float]:
+  """Scalars for a clu metric writer: mAP per tIoU, the averages, accuracy."""
+  out = {f"{prefix}/mAP@{t:g}": v
+         for t, v in zip(record["tiou_thresholds"], record["mAP"])}
+  out.update({f"{prefix}/{name}": v for name, v in record["averages"].items()})
+  out[f"{prefix}/accuracy"] = record["accuracy"]
+  return out
+
+
+def is_better(record: Record, best: Optional[Record]) -> bool:
+  """Whether `record` beats `best` by average mAP (ties keep the earlier one)."""
+  return best is None or record["average_mAP"] > best["average_mAP"]
+
+
+def _cells(record: Optional[Record], num_thresholds: int, num_averages: int):
+  if record is None:
+    return ["-"] * (num_thresholds + num_averages + 1)
+  return ([f"{100 * v:.2f}" for v in record["mAP"]]
+          + [f"{100 * v:.2f}" for v in record["averages"].values()]
+          + [f"{100 * record['accuracy']:.2f}"])
+
+
+def format_table(rows: Sequence[Tuple[str, Optional[Record]]],
+                 title: str = "", footnote: str = "") -> str:
+  """A table of mAP (%) per tIoU, its averages and classification accuracy (%).
+
+  Args:
+    rows: (label, record or None) per line; records share their thresholds.
+    title: a first line.
+    footnote: a last line.
+  """
+  reference = next(r for _, r in rows if r is not None)
+  thresholds, averages = reference["tiou_thresholds"], list(reference["averages"])
+  header = (["model", "step"] + [f"{t:g}" for t in thresholds] + averages
+            + ["acc"])
+  lines = [[label, "-" if r is None else str(r["step"])]
+           + _cells(r, len(thresholds), len(averages)) for label, r in rows]
+  widths = [max(len(line[i]) for line in [header] + lines)
+            for i in range(len(header))]
+
+  def render(cells):
+    return "  ".join([cells[0].ljust(widths[0])]
+                     + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])])
+
+  out = [title] if title else []
+  out.append(f"mAP (%) per tIoU, its averages, and classification accuracy (%); "
+             f"{reference['num_videos']} test videos")
+  out += [render(header), "-" * len(render(header))]
+  out += [render(line) for line in lines]
+  if footnote:
+    out.append(footnote)
+  return "\n".join(out)
+
+
+def final_report(progress: Record, *, title: str, eval_every: int,
+                 eval_start_step: int) -> Tuple[str, Record]:
+  """The final table and the content of metrics.json from a run's progress record.
+
+  Args:
+    progress: the run's progress record ('untrained', 'last', 'best', 'history').
+    title: the table's first line (dataset, model).
+    eval_every, eval_start_step: the evaluation schedule, to describe the selection.
+
+  Returns:
+    (table text, metrics dict).
+  """
+  untrained, last, best = (progress.get("untrained"), progress.get("last"),
+                           progress.get("best"))
+  rows = [("untrained", untrained), ("last step", last),
+          ("best (selected on test)*", best)]
+  footnote = (f"* {SELECTED_ON_TEST}: the test split evaluated every {eval_every} "
+              f"steps from step {eval_start_step} and the best average mAP kept. "
+              "This selects on the test set; quote the last step for a result "
+              "without test-set selection.")
+  protocol = (last or best or untrained or {}).get("protocol", "")
+  table = format_table(rows, title=title, footnote=footnote)
+  if protocol:
+    table += f"\nprotocol: {protocol}"
+  metrics = {
+      "untrained": untrained,
+      "last": last,
+      "best": None if best is None else dict(best, selection=SELECTED_ON_TEST),
+      "history": progress.get("history", []),
+  }
+  return table, metrics
+
+
+def write_json(path: str, data: Any) -> None:
+  """Writes `data` as JSON to `path` atomically (a crash leaves the old file)."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+  try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise

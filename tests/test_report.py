@@ -1,0 +1,92 @@
+"""The run report: evaluation records, the untrained/last/best table, metrics.json."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from salx import evaluation
+from salx import report
+
+THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def _result(mean_ap, tiou=THUMOS_TIOU):
+  mean_ap = np.asarray(mean_ap, np.float64)
+  return evaluation.EvalResult(
+      tiou_thresholds=tiou, mAP=mean_ap, average_mAP=float(mean_ap.mean()),
+      averages=evaluation.named_averages(tiou, mean_ap), class_names=("a", "b"),
+      ap=np.stack([mean_ap, mean_ap]), protocol="ActivityNet detection protocol; gt",
+      num_predictions=10, num_outside=0, num_dropped_ambiguous=None)
+
+
+def _record(step, level):
+  return report.evaluation_record(_result([level] * 7), 0.5, step, num_videos=30)
+
+
+def test_record_is_json_ready_and_names_the_thumos_averages():
+  record = _record(100, 0.25)
+  assert json.loads(json.dumps(record)) == record
+  assert record["step"] == 100 and record["num_videos"] == 30
+  assert list(record["averages"]) == ["AVG(0.1:0.5)", "AVG(0.3:0.7)", "AVG(0.1:0.7)"]
+  assert record["average_mAP"] == pytest.approx(0.25)
+  assert record["per_class_AP"]["a"] == pytest.approx([0.25] * 7)
+
+
+def test_activitynet_record_has_its_average():
+  tiou = tuple(0.5 + 0.05 * i for i in range(10))
+  record = report.evaluation_record(_result(np.linspace(0.5, 0.05, 10), tiou), 0.9,
+                                    7, 4)
+  assert list(record["averages"]) == ["AVG(0.5:0.95)"]
+  assert "test/mAP@0.75" in report.scalars(record)
+
+
+def test_scalars_cover_every_threshold_average_and_accuracy():
+  scalars = report.scalars(_record(10, 0.5))
+  assert {f"test/mAP@{t:g}" for t in THUMOS_TIOU} <= set(scalars)
+  assert scalars["test/AVG(0.1:0.7)"] == pytest.approx(0.5)
+  assert scalars["test/accuracy"] == 0.5
+
+
+def test_better_needs_a_strictly_higher_average():
+  assert report.is_better(_record(10, 0.2), None)
+  assert report.is_better(_record(20, 0.3), _record(10, 0.2))
+  assert not report.is_better(_record(20, 0.2), _record(10, 0.2))
+
+
+def test_final_report_shows_untrained_last_and_best_selected_on_test():
+  progress = {"untrained": _record(0, 0.001), "last": _record(300, 0.61),
+              "best": _record(250, 0.65), "history": [report.summary(_record(250, 0.65))]}
+  table, metrics = report.final_report(progress, title="SAL on synthetic",
+                                       eval_every=50, eval_start_step=50)
+  lines = table.splitlines()
+  assert lines[0] == "SAL on synthetic"
+  assert "AVG(0.1:0.5)" in table and "AVG(0.3:0.7)" in table and "AVG(0.1:0.7)" in table
+  untrained = next(l for l in lines if l.startswith("untrained"))
+  last = next(l for l in lines if l.startswith("last step"))
+  best = next(l for l in lines if l.startswith("best"))
+  assert " 0 " in untrained and "0.10" in untrained
+  assert "300" in last and "61.00" in last
+  assert "250" in best and "65.00" in best
+  assert report.SELECTED_ON_TEST in table and "every 50 steps" in table
+  assert metrics["best"]["selection"] == report.SELECTED_ON_TEST
+  assert metrics["last"]["step"] == 300 and metrics["untrained"]["step"] == 0
+  assert metrics["history"][0]["average_mAP"] == pytest.approx(0.65)
+
+
+def test_final_report_without_untrained_evaluation():
+  progress = {"untrained": None, "last": _record(30, 0.4), "best": _record(30, 0.4)}
+  table, metrics = report.final_report(progress, title="t", eval_every=10,
+                                       eval_start_step=0)
+  assert metrics["untrained"] is None
+  assert next(l for l in table.splitlines() if l.startswith("untrained")).split()[1] == "-"
+
+
+def test_write_json_replaces_atomically(tmp_path):
+  path = os.path.join(tmp_path, "sub", "metrics.json")
+  report.write_json(path, {"a": 1})
+  report.write_json(path, {"a": 2})
+  with open(path) as f:
+    assert json.load(f) == {"a": 2}
+  assert os.listdir(os.path.dirname(path)) == ["metrics.json"]
