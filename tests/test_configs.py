@@ -1,0 +1,104 @@
+"""The configs: the authors' hyperparameters, run commands, command-line overrides."""
+
+import dataclasses
+import importlib.util
+import pathlib
+
+from absl import flags
+from ml_collections import config_flags
+import pytest
+
+from salx import train
+from salx.datasets import synthetic
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CONFIGS = ("synthetic", "thumos", "activitynet12", "activitynet13")
+FIELDS = ("dataset", "data_dir", "layout", "variant", "num_classes", "feature_dim",
+          "hidden_dim", "dropout_rate", "num_segments", "batch_size", "num_steps",
+          "learning_rate", "weight_decay", "eval_every", "eval_start_step", "seed",
+          "compute_dtype", "checkpoint_every", "keep_checkpoints", "log_every",
+          "distributed")
+
+
+def load(name):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_is_complete_valid_and_documents_its_command(name):
+  module = load(name)
+  config = module.get_config()
+  for field in FIELDS:
+    assert field in config, field
+  train.check_config(config)
+  assert f"python -m salx.main --config=configs/{name}.py --workdir=" in module.__doc__
+  assert config.distributed is False and config.feature_dim == 2048
+  assert config.learning_rate == 1e-4 or name == "synthetic"
+
+
+def test_thumos_is_the_authors_setting():
+  config = load("thumos").get_config()
+  assert (config.dataset, config.variant) == ("thumos14", "thumos14")
+  assert (config.num_segments, config.batch_size, config.num_steps) == (750, 2, 10_000)
+  assert (config.hidden_dim, config.dropout_rate) == (512, 0.5)
+  assert (config.learning_rate, config.weight_decay) == (1e-4, 5e-4)
+  assert (config.eval_every, config.eval_start_step) == (10, 100)   # After epoch 1.
+  assert not config.eval_keep_all_if_shorter
+  assert "--config.data_dir=DIR" in load("thumos").__doc__
+
+
+@pytest.mark.parametrize("name,dataset", [("activitynet12", "activitynet12"),
+                                          ("activitynet13", "activitynet13")])
+def test_activitynet_is_the_authors_setting(name, dataset):
+  config = load(name).get_config()
+  assert (config.dataset, config.variant) == (dataset, "activitynet")
+  assert (config.num_segments, config.batch_size, config.num_steps) == (50, 32, 50_000)
+  assert (config.learning_rate, config.weight_decay) == (1e-4, 5e-4)
+  assert config.eval_every == 200 and config.eval_keep_all_if_shorter
+
+
+def test_synthetic_knobs_are_the_spec_fields():
+  config = load("synthetic").get_config()
+  spec = train.synthetic_spec(config)
+  fields = {f.name for f in dataclasses.fields(synthetic.SyntheticSpec)}
+  assert set(config.synthetic) == fields - {"feature_dim"}
+  assert spec.feature_dim == config.feature_dim
+  other = train.synthetic_spec(load("synthetic").get_config().unlock())
+  assert train.default_synthetic_dir(spec) == train.default_synthetic_dir(other)
+  config.synthetic.noise_std = 2.0
+  assert (train.default_synthetic_dir(train.synthetic_spec(config))
+          != train.default_synthetic_dir(spec))
+
+
+def test_command_line_overrides_any_field():
+  argv = ["salx", f"--config={ROOT / 'configs' / 'synthetic.py'}", "--config.seed=3",
+          "--config.compute_dtype=bfloat16", "--config.synthetic.noise_std=2.5",
+          "--config.data_dir=/data/x"]
+  values = flags.FlagValues()
+  holder = config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
+  values(argv)
+  config = holder.value
+  assert (config.seed, config.compute_dtype, config.data_dir) == (3, "bfloat16", "/data/x")
+  assert config.synthetic.noise_std == 2.5
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("dataset", "kinetics", "dataset"), ("variant", "x", "variant"),
+    ("compute_dtype", "float16", "compute_dtype"), ("eval_every", 0, "eval_every"),
+    ("check_data", "some", "check_data"), ("seed", -1, "seed")])
+def test_bad_fields_are_named(field, value, message):
+  config = load("thumos").get_config()
+  config[field] = value
+  with pytest.raises(train.ConfigError, match=message):
+    train.check_config(config)
+
+
+def test_unknown_synthetic_knob_is_a_config_error():
+  config = load("synthetic").get_config()
+  with config.unlocked():
+    config.synthetic.loudness = 3.0
+  with pytest.raises(train.ConfigError, match="config.synthetic"):
+    train.synthetic_spec(config)

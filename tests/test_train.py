@@ -1,0 +1,242 @@
+"""End to end: train and evaluate on a tiny synthetic dataset, resume, SIGTERM, NaN.
+
+Tiny dims (D 64, H 16, T 32, 12 train / 6 test videos) keep every run to seconds;
+the JAX compilation cache (a temporary folder) lets later runs, in this process and
+in the subprocesses, reuse the first run's executables.
+"""
+
+import importlib.util
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from salx import checkpoint
+from salx import evaluation
+from salx import train
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = dict(feature_dim=64, hidden_dim=16, num_segments=32, batch_size=4,
+            eval_batch_size=4, num_steps=30, eval_every=10, eval_start_step=10,
+            checkpoint_every=10, log_every=5, learning_rate=1e-3)
+TINY_DATA = dict(num_classes=3, num_train=12, num_test=6, min_length=40, max_length=80)
+
+
+def synthetic_config(**overrides):
+  """configs/synthetic.py with `overrides`."""
+  spec = importlib.util.spec_from_file_location("synthetic_config",
+                                                ROOT / "configs" / "synthetic.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.update(overrides)
+  return config
+
+
+def tiny_config(data_dir, **overrides):
+  """The synthetic config at tiny dims, its data in `data_dir`."""
+  config = synthetic_config(**dict(TINY, data_dir=str(data_dir), **overrides))
+  config.synthetic.update(TINY_DATA)
+  return config
+
+
+def cli_args(workdir, data_dir, **overrides):
+  """`python -m salx.main` arguments of `tiny_config(data_dir, **overrides)`."""
+  args = [sys.executable, "-m", "salx.main", "--config=configs/synthetic.py",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
+  args += [f"--config.{k}={v}" for k, v in dict(TINY, **overrides).items()]
+  args += [f"--config.synthetic.{k}={v}" for k, v in TINY_DATA.items()]
+  return args
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory):
+  """A persistent JAX compilation cache for this module's runs (and subprocesses)."""
+  folder = str(tmp_path_factory.mktemp("jax_cache"))
+  previous = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update("jax_compilation_cache_dir", folder)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  yield folder
+  jax.config.update("jax_compilation_cache_dir", previous[0])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", previous[1])
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, compilation_cache):
+  """The tiny synthetic dataset, generated once."""
+  del compilation_cache
+  folder = tmp_path_factory.mktemp("data") / "tiny"
+  train.open_data(tiny_config(folder))
+  return folder
+
+
+def _env(cache):
+  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=cache,
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+
+
+def _start(args, cache, log_dir):
+  """Starts a salx subprocess; its output goes to files in `log_dir`."""
+  stdout = open(os.path.join(log_dir, "stdout.txt"), "w")
+  stderr = open(os.path.join(log_dir, "stderr.txt"), "w")
+  return subprocess.Popen(args, cwd=ROOT, env=_env(cache), stdout=stdout, stderr=stderr)
+
+
+def _wait_for_checkpoint(proc, workdir, min_step, log_dir, timeout=180):
+  """Blocks until workdir holds a complete checkpoint of a step >= min_step."""
+  folder = os.path.join(workdir, checkpoint.LATEST_DIR)
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      with open(os.path.join(log_dir, "stderr.txt")) as f:
+        pytest.fail(f"salx exited early ({proc.returncode}):\n{f.read()[-3000:]}")
+    steps = _digits(os.listdir(folder)) if os.path.isdir(folder) else []
+    if any(int(s) >= min_step for s in steps):
+      return
+    time.sleep(0.02)
+  proc.kill()
+  pytest.fail("no checkpoint appeared in time")
+
+
+def _digits(names):
+  return [n for n in names if n.isdigit()]
+
+
+def _read(path):
+  with open(path) as f:
+    return json.load(f)
+
+
+def _without_config(metrics):
+  return {k: v for k, v in metrics.items() if k != "config"}
+
+
+# ----------------------------------------------------------------------------
+
+
+def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
+  jitted = []
+  jit_train_step = train.sharding.jit_train_step
+  monkeypatch.setattr(train.sharding, "jit_train_step",
+                      lambda *a, **k: jitted.append(jit_train_step(*a, **k)) or jitted[-1])
+  result = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+
+  assert result.status == "completed" and result.step == 30
+  assert jitted[0]._cache_size() == 1   # One shape: the step compiled once.
+  metrics = result.metrics
+  assert [metrics[k]["step"] for k in ("untrained", "last")] == [0, 30]
+  assert [h["step"] for h in metrics["history"]] == [10, 20, 30]
+  best = max(metrics["history"], key=lambda h: h["average_mAP"])
+  assert metrics["best"]["step"] == best["step"]
+  assert metrics["best"]["selection"].startswith("selected on the test set")
+  for record in (metrics["untrained"], metrics["last"], metrics["best"]):
+    assert len(record["mAP"]) == 7 and record["num_videos"] == 6
+    assert set(record["averages"]) == {"AVG(0.1:0.5)", "AVG(0.3:0.7)", "AVG(0.1:0.7)"}
+    assert 0.0 <= record["average_mAP"] <= 1.0
+
+  # The report on stdout and in the workdir.
+  printed = capsys.readouterr().out
+  assert result.table in printed and "AVG(0.1:0.7)" in printed
+  for line in ("untrained", "last step", "best (selected on test)*"):
+    assert any(l.startswith(line) for l in printed.splitlines()), line
+  assert _without_config(_read(tmp_path / "metrics.json")) == json.loads(
+      json.dumps(metrics))
+  assert (tmp_path / "report.txt").read_text().strip() == result.table
+  assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
+
+  # The predictions files score what the report says.
+  ground_truth = train.layouts.open_source(data_dir, "thumos14").ground_truth()
+  for which in ("last", "best"):
+    scored = evaluation.evaluate_detections(
+        ground_truth, _read(tmp_path / f"predictions_{which}.json"))
+    assert scored.average_mAP == pytest.approx(metrics[which]["average_mAP"], abs=1e-12)
+
+  # Checkpoints: the last step to resume, the best one by average mAP.
+  assert sorted(_digits(os.listdir(tmp_path / "checkpoints"))) == ["20", "30"]
+  assert _digits(os.listdir(tmp_path / "best")) == [str(metrics["best"]["step"])]
+
+  # A second start in the same workdir has nothing left to train: same report.
+  again = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  assert again.metrics == metrics
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
+                                                             compilation_cache):
+  killed = tmp_path / "killed"
+  killed.mkdir()
+  proc = _start(cli_args(killed, data_dir, num_steps=100_000), compilation_cache,
+                tmp_path)
+  _wait_for_checkpoint(proc, killed, 20, tmp_path)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(timeout=30)
+  with checkpoint.RunCheckpoints(killed) as ckpts:
+    stopped_at = ckpts.latest_step()
+  assert stopped_at >= 20 and not (killed / "metrics.json").exists()
+  num_steps = stopped_at + 20
+
+  resumed = train.train_and_evaluate(tiny_config(data_dir, num_steps=num_steps),
+                                     str(killed))
+  uninterrupted_dir = tmp_path / "uninterrupted"
+  uninterrupted = train.train_and_evaluate(tiny_config(data_dir, num_steps=num_steps),
+                                           str(uninterrupted_dir))
+  assert resumed.metrics == uninterrupted.metrics
+  for which in ("last", "best"):
+    name = f"predictions_{which}.json"
+    assert _read(killed / name) == _read(uninterrupted_dir / name)
+
+
+def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_cache):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  proc = _start(cli_args(workdir, data_dir, num_steps=100_000, checkpoint_every=50),
+                compilation_cache, tmp_path)
+  _wait_for_checkpoint(proc, workdir, 50, tmp_path)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=60) == 0
+  stderr = (tmp_path / "stderr.txt").read_text()
+  assert "SIGTERM: checkpointed step" in stderr
+  step = int(stderr.split("SIGTERM: checkpointed step ")[1].split()[0])
+  with checkpoint.RunCheckpoints(workdir) as ckpts:
+    assert ckpts.latest_step() == step
+  assert not (workdir / "metrics.json").exists()   # Not finished: no final report.
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    data_dir, tmp_path, monkeypatch):
+  make_train_step = train.train_step_lib.make_train_step
+
+  def poisoned(model, variant):
+    """The real step, fed NaN features from step 15 on."""
+    step = make_train_step(model, variant)
+
+    def train_step(state, batch, rng):
+      features = jnp.where(state.step >= 15, jnp.nan, batch["features"])
+      return step(state, dict(batch, features=features), rng)
+
+    return train_step
+
+  monkeypatch.setattr(train.train_step_lib, "make_train_step", poisoned)
+  with pytest.raises(train.NonFiniteLossError) as error:
+    train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  message = str(error.value)
+  assert "nan at step 16" in message
+  assert "last good checkpoint, step 10" in message and str(tmp_path) in message
+
+  with checkpoint.RunCheckpoints(tmp_path) as ckpts:
+    assert ckpts.latest_step() == 10
+    config = tiny_config(data_dir)
+    variant = train.make_variant(config)
+    template = train.init_state(train.make_model(config, 3, variant), variant, config,
+                                jax.random.key(0), train.sharding.make_mesh())
+    state, progress = ckpts.restore_latest(template)
+  assert int(state.step) == 10 and progress["last"]["step"] == 10
+  assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state.params))
