@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import signal
+import types
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from absl import logging
@@ -44,6 +45,7 @@ import numpy as np
 
 from salx import checkpoint as checkpoint_lib
 from salx import evaluation
+from salx import inference
 from salx import input_pipeline
 from salx import localization
 from salx import model as model_lib
@@ -259,9 +261,11 @@ def _full_batch_on_mesh(x: np.ndarray, mesh) -> jax.Array:
 class TestEvaluator:
   """Runs the test split through the model and scores the detections (SPEC 3, 5).
 
-  Every process reads every test video and computes the same metrics (the
-  checkpoint decisions of all processes must agree); the model runs on padded,
-  masked batches of `eval_batch_size` videos sharded over the mesh, one shape.
+  The model runs on padded, masked batches of `eval_batch_size` videos sharded
+  over the mesh (one shape, one compilation); with `cache_data` the sampled test
+  inputs stay on the devices after the first evaluation. Every process reads every
+  test video and computes the same metrics: the checkpoint decisions of all
+  processes must agree.
   """
 
   def __init__(self, model: model_lib.SAL, source: layouts.FeatureSource,
@@ -271,16 +275,19 @@ class TestEvaluator:
     self.num_segments = config.num_segments
     self.keep_all_if_shorter = config.eval_keep_all_if_shorter
     self.cache = config.cache_data
+    self._cached_batches = None
     devices = mesh.devices.size
     self.batch_size = -(-config.eval_batch_size // devices) * devices
     self.ground_truth = dataclasses.replace(
         evaluation.load_ground_truth(source.ground_truth(), "test"),
         source=source.annotation_file)
-    self.evaluated_classes = set(self.ground_truth.class_names)
-    unevaluated = [c for c in self.class_names if c not in self.evaluated_classes]
-    if unevaluated:
+    evaluated = set(self.ground_truth.class_names)
+    self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
+                                   if c not in evaluated], np.int64)
+    if self.unevaluated.size:
       logging.warning("Classes without instances in the test split are not "
-                      "evaluated; their detections are dropped: %s", unevaluated)
+                      "evaluated; their detections are dropped: %s",
+                      [self.class_names[i] for i in self.unevaluated])
     forward = train_step_lib.make_eval_forward(model)
 
     def outputs(params, features, mask):
@@ -292,40 +299,53 @@ class TestEvaluator:
 
     self.forward = sharding.jit_eval_forward(outputs, mesh)
 
+  def batches(self) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
+    """(host batch, features [B, T, D], mask [B, T] on the mesh) of the test split."""
+    if self._cached_batches is not None:
+      yield from self._cached_batches
+      return
+    batches = []
+    for batch in input_pipeline.eval_batches(
+        self.source, num_segments=self.num_segments, batch_size=self.batch_size,
+        keep_all_if_shorter=self.keep_all_if_shorter, split="test"):
+      item = ({k: batch[k] for k in ("names", "num_snippets", "labels", "valid", "mask")},
+              _full_batch_on_mesh(batch["features"], self.mesh),
+              _full_batch_on_mesh(batch["mask"], self.mesh))
+      if self.cache:
+        batches.append(item)
+      yield item
+    if self.cache:
+      self._cached_batches = batches
+
   def localize(self, params) -> Tuple[Dict[str, localization.VideoLocalization],
                                       np.ndarray]:
     """({video: VideoLocalization} of the test split, [N, C] labels)."""
     per_video, labels = {}, []
-    for batch in input_pipeline.eval_batches(
-        self.source, num_segments=self.num_segments, batch_size=self.batch_size,
-        keep_all_if_shorter=self.keep_all_if_shorter, split="test", cache=self.cache):
-      out = _to_host(self.forward(params, _full_batch_on_mesh(batch["features"], self.mesh),
-                                  _full_batch_on_mesh(batch["mask"], self.mesh)))
-      for i in np.flatnonzero(batch["valid"]):
-        n = int(batch["mask"][i].sum())   # T, or L when kept whole.
-        per_video[batch["names"][i]] = localization.localize_video(
-            out["cas"][i, :n], out["action_flow"][i, :n], out["action_rgb"][i, :n],
-            out["video_logits"][i], int(batch["num_snippets"][i]), self.variant,
-            self.class_names)
-        labels.append(batch["labels"][i])
-    return per_video, np.asarray(labels)
+    for batch, features, mask in self.batches():
+      out = _to_host(self.forward(params, features, mask))
+      per_video.update(inference.per_video_outputs(
+          types.SimpleNamespace(**out), batch["names"], batch["num_snippets"],
+          valid_lengths=batch["mask"].sum(axis=1), valid=batch["valid"]))
+      labels.append(batch["labels"][batch["valid"]])
+    localized = localization.localize_batch(per_video, self.variant, self.class_names)
+    if self.unevaluated.size:
+      localized = {name: dataclasses.replace(loc, proposals=loc.proposals.take(
+          ~np.isin(loc.proposals.class_index, self.unevaluated)))
+                   for name, loc in localized.items()}
+    return localized, np.concatenate(labels)
 
-  def __call__(self, params, step: int) -> Tuple[report.Record, dict]:
-    """(evaluation record, predictions JSON) of `params` at `step`."""
-    per_video, labels = self.localize(params)
-    predictions = localization.detections_json(per_video, details=f"salx step {step}")
-    predictions["results"] = {
-        name: [d for d in dets if d["label"] in self.evaluated_classes]
-        for name, dets in predictions["results"].items()}
-    result = evaluation.evaluate_detections(
-        self.ground_truth, dataclasses.replace(
-            evaluation.load_predictions(predictions, self.ground_truth),
-            source=f"of step {step}"),
-        self.variant.tiou_thresholds)
-    scores = np.stack([loc.video_scores for loc in per_video.values()])
-    accuracy = evaluation.classification_accuracy(scores, labels,
-                                                  self.variant.class_thresh)
-    return report.evaluation_record(result, accuracy, step, len(per_video)), predictions
+  def __call__(self, params, step: int
+               ) -> Tuple[report.Record, Dict[str, localization.VideoLocalization]]:
+    """(evaluation record, {video: VideoLocalization}) of `params` at `step`."""
+    localized, labels = self.localize(params)
+    predictions = dataclasses.replace(
+        inference.predictions_of(localized, self.ground_truth, self.class_names),
+        source=f"of step {step}")
+    result = evaluation.evaluate_detections(self.ground_truth, predictions,
+                                            self.variant.tiou_thresholds)
+    accuracy = evaluation.classification_accuracy(
+        inference.video_scores(localized), labels, self.variant.class_thresh)
+    return report.evaluation_record(result, accuracy, step, len(localized)), localized
 
 
 # ----------------------------------------------------------------------------
@@ -435,9 +455,12 @@ def _title(config: ml_collections.ConfigDict, source: layouts.FeatureSource,
           f"{source.data_dir}")
 
 
-def _write_predictions(workdir: str, which: str, predictions: dict) -> None:
+def _write_predictions(workdir: str, which: str, step: int,
+                       localized: Dict[str, localization.VideoLocalization]) -> None:
+  """workdir/predictions_<which>.json: ActivityNet detection JSON (process 0)."""
   if jax.process_index() == 0:
-    report.write_json(os.path.join(workdir, f"predictions_{which}.json"), predictions)
+    report.write_json(os.path.join(workdir, f"predictions_{which}.json"),
+                      localization.detections_json(localized, details=f"salx step {step}"))
 
 
 @dataclasses.dataclass
@@ -560,16 +583,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
 
         if evaluate:
           with report_progress.timed("eval"):
-            record, predictions = evaluator(state.params, step)
+            record, localized = evaluator(state.params, step)
           writer.write_scalars(step, report.scalars(record))
           progress["last"] = record
           progress["history"].append(report.summary(record))
           if is_last:
-            _write_predictions(workdir, "last", predictions)
+            _write_predictions(workdir, "last", step, localized)
           if report.is_better(record, progress["best"]):
             progress["best"] = record
             ckpts.save_best(step, state.params, record)
-            _write_predictions(workdir, "best", predictions)
+            _write_predictions(workdir, "best", step, localized)
             logging.info("Step %d: new best average mAP %.4f.", step,
                          record["average_mAP"])
 
@@ -635,12 +658,12 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   if params is None:
     raise FileNotFoundError(f"no {which} checkpoint in {workdir} "
                             f"({ckpts.best_dir if which == 'best' else ckpts.latest_dir})")
-  record, predictions = TestEvaluator(model, source, variant, config, mesh)(params, step)
+  record, localized = TestEvaluator(model, source, variant, config, mesh)(params, step)
   table = report.format_table([(f"{which} checkpoint", record)],
                               title=_title(config, source, variant))
   table += f"\nprotocol: {record['protocol']}"
   if jax.process_index() == 0:
     print(table, flush=True)
-    _write_predictions(workdir, f"eval_{which}", predictions)
+    _write_predictions(workdir, f"eval_{which}", step, localized)
     report.write_json(os.path.join(workdir, f"metrics_eval_{which}.json"), record)
   return record, table

@@ -168,6 +168,31 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   again = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   assert again.metrics == metrics
 
+  # --mode=evaluate: the best and the latest checkpoints give their records back.
+  for which, expected in (("best", metrics["best"]), ("latest", metrics["last"])):
+    record, table = train.evaluate_checkpoint(
+        tiny_config(data_dir, eval_checkpoint=which), str(tmp_path))
+    assert record["step"] == expected["step"] and f"{which} checkpoint" in table
+    assert record["mAP"] == expected["mAP"]
+    assert (tmp_path / f"predictions_eval_{which}.json").exists()
+    assert _read(tmp_path / f"metrics_eval_{which}.json") == record
+
+
+def test_classes_without_test_instances_are_left_out(tmp_path):
+  config = tiny_config(tmp_path / "data")
+  config.synthetic.update(num_test=1, second_class_prob=0.0)
+  source = train.open_data(config)
+  variant = train.make_variant(config)
+  model = train.make_model(config, 3, variant)
+  mesh = train.sharding.make_mesh()
+  evaluator = train.TestEvaluator(model, source, variant, config, mesh)
+  assert evaluator.unevaluated.size == 2
+  params = train.init_state(model, variant, config, jax.random.key(0), mesh).params
+  record, localized = evaluator(params, 0)
+  assert list(record["per_class_AP"]) == list(evaluator.ground_truth.class_names)
+  kept = {d["label"] for loc in localized.values() for d in loc.detections}
+  assert kept <= set(evaluator.ground_truth.class_names)
+
 
 def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
                                                              compilation_cache):
