@@ -385,7 +385,12 @@ class PreemptionWatch:
 
   def reached(self, step: int) -> bool:
     if self.multiprocess:
-      return multihost_utils.reached_preemption_sync_point(step)
+      try:
+        return multihost_utils.reached_preemption_sync_point(step)
+      except RuntimeError as e:   # jax_enable_preemption_service switched off.
+        logging.warning("No preemption handling on this multi-process run: %s", e)
+        self.multiprocess, self.requested = False, False
+        return False
     return self.requested
 
   def close(self) -> None:
