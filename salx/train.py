@@ -535,6 +535,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   if restored is not None:
     state, progress = restored
     start_step = int(jax.device_get(state.step))
+    if start_step > config.num_steps:
+      ckpts.close()
+      raise ConfigError(f"{ckpts.latest_dir} holds a checkpoint of step {start_step}, "
+                        f"beyond num_steps = {config.num_steps}; raise num_steps or "
+                        "use another workdir")
     changed = _changed_fields(progress.get("config", {}), config.to_dict())
     changed.pop("num_steps", None)
     if changed:
@@ -550,10 +555,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     if config.eval_untrained:
       progress["untrained"], _ = evaluator(state.params, 0)
       writer.write_scalars(0, report.scalars(progress["untrained"]))
-  if start_step > config.num_steps:
-    raise ConfigError(f"{ckpts.latest_dir} holds a checkpoint of step {start_step}, "
-                     f"beyond num_steps = {config.num_steps}; raise num_steps or "
-                     "use another workdir")
   ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
 
   # 4. Train.

@@ -168,6 +168,10 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   again = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   assert again.metrics == metrics
 
+  # Fewer steps than the workdir's checkpoint: a clear error, nothing touched.
+  with pytest.raises(train.ConfigError, match="beyond num_steps = 20"):
+    train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path))
+
   # --mode=evaluate: the best and the latest checkpoints give their records back.
   for which, expected in (("best", metrics["best"]), ("latest", metrics["last"])):
     record, table = train.evaluate_checkpoint(
