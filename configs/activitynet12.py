@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset = "activitynet12"
   config.data_dir = ""          # Required: the folder of the features.
   config.layout = "auto"        # 'auto', 'sal', 'wtalc' or 'acmnet'.
-  config.cache_data = False     # ~10k videos: read them from disk each time.
+  config.cache_data = False     # Thousands of videos: read them from disk each time.
   config.check_data = "quick"   # 'full' (every feature file), 'quick' (headers), 'none'.
 
   # Model (SPEC 1, 4) and the SAL code path (salx/variants.py).
