@@ -423,10 +423,17 @@ def write_train_metrics(writer: metric_writers.MetricWriter, pending: list,
   host = jax.device_get([metrics for _, metrics in pending])
   losses = np.asarray([m["loss"] for m in host], np.float64)
   bad = np.flatnonzero(~np.isfinite(losses))
+  bad_inputs = np.flatnonzero([m.get("bad_videos", 0) > 0 for m in host])
+  where = (f"the last good checkpoint, step {last_good_step}, is intact in "
+           f"{latest_dir}" if last_good_step is not None else
+           "no checkpoint had been saved yet")
+  if bad_inputs.size:
+    raise NonFiniteLossError(
+        f"the training batch of step {steps[bad_inputs[0]]} holds "
+        f"{int(host[bad_inputs[0]]['bad_videos'])} video(s) with NaN or infinite "
+        "features or without a positive label; the run stopped without saving, and "
+        f"{where}. Find the files with python -m salx.datasets.check.")
   if bad.size:
-    where = (f"the last good checkpoint, step {last_good_step}, is intact in "
-             f"{latest_dir}" if last_good_step is not None else
-             "no checkpoint had been saved yet")
     raise NonFiniteLossError(
         f"the training loss is {losses[bad[0]]} at step {steps[bad[0]]} (NaN or "
         f"infinite); the run stopped without saving the diverged state, and {where}. "

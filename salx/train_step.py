@@ -134,7 +134,9 @@ def make_train_step(model: SAL, variant) -> Callable[..., Tuple[TrainState, Dict
   batch: {'features': [B, T, D], 'labels': [B, C]} (extra keys ignored).
   rng: a key; the dropout key of a step is `fold_in(rng, state.step)`, so one base
   key can be passed every step. Metrics: 'loss' and the unweighted terms 'mil',
-  'bg', 'act', 'mix', 'mc', 'se', and the mask statistics 'mask_mu', 'mask_var'.
+  'bg', 'act', 'mix', 'mc', 'se', the mask statistics 'mask_mu', 'mask_var', and
+  'bad_videos': how many videos of the batch have NaN / inf features or no
+  positive label (their loss terms are meaningless; 0 in a healthy run).
   """
 
   def train_step(state: TrainState, batch: Batch, rng: Array):
@@ -154,7 +156,12 @@ def make_train_step(model: SAL, variant) -> Callable[..., Tuple[TrainState, Dict
     (total, (terms, mask_state)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
     new_state = state.apply_gradients(grads=grads, mask_state=mask_state)
-    metrics = dict(terms, loss=total, mask_mu=mask_state.mu, mask_var=mask_state.var)
+    # Videos that break the step's assumptions, counted on the device (no host
+    # round trip); the training loop stops the run when it reads a non-zero count.
+    bad_videos = jnp.sum(~jnp.all(jnp.isfinite(features), axis=(1, 2))
+                         | ~jnp.any(labels > 0, axis=-1))
+    metrics = dict(terms, loss=total, mask_mu=mask_state.mu, mask_var=mask_state.var,
+                   bad_videos=bad_videos.astype(total.dtype))
     return new_state, metrics
 
   return train_step

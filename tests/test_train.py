@@ -239,17 +239,24 @@ def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_c
   assert not (workdir / "metrics.json").exists()   # Not finished: no final report.
 
 
+@pytest.mark.parametrize("poison", ["loss", "features"])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
-    data_dir, tmp_path, monkeypatch):
+    poison, data_dir, tmp_path, monkeypatch):
   make_train_step = train.train_step_lib.make_train_step
 
   def poisoned(model, variant):
-    """The real step, fed NaN features from step 15 on."""
+    """The real step, its loss (or its input features) NaN from step 15 on."""
     step = make_train_step(model, variant)
 
     def train_step(state, batch, rng):
-      features = jnp.where(state.step >= 15, jnp.nan, batch["features"])
-      return step(state, dict(batch, features=features), rng)
+      if poison == "features":
+        batch = dict(batch, features=jnp.where(state.step >= 15, jnp.nan,
+                                               batch["features"]))
+      new_state, metrics = step(state, batch, rng)
+      if poison == "loss":
+        metrics = dict(metrics, loss=jnp.where(state.step >= 15, jnp.nan,
+                                               metrics["loss"]))
+      return new_state, metrics
 
     return train_step
 
@@ -257,7 +264,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
   with pytest.raises(train.NonFiniteLossError) as error:
     train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   message = str(error.value)
-  assert "nan at step 16" in message
+  if poison == "loss":
+    assert "nan at step 16" in message
+  else:
+    assert ("the training batch of step 16 holds 4 video(s) with NaN or infinite "
+            "features") in message
   assert "last good checkpoint, step 10" in message and str(tmp_path) in message
 
   with checkpoint.RunCheckpoints(tmp_path) as ckpts:

@@ -103,3 +103,16 @@ def test_step_refuses_a_too_short_sequence_while_tracing():
   batch = dict(batch, features=batch["features"][:, :16])
   with pytest.raises(ValueError, match="smaller than the largest top-k"):
     step(state, batch, jax.random.key(0))
+
+
+def test_step_counts_videos_with_bad_inputs_on_the_device():
+  model, state = _setup()
+  step = jax.jit(make_train_step(model, VARIANT))
+  batch = _batch(0)
+  _, metrics = step(state, batch, jax.random.key(0))
+  assert float(metrics["bad_videos"]) == 0
+  bad = dict(batch, features=batch["features"].copy(), labels=batch["labels"].copy())
+  bad["features"][0, 5, 3] = np.inf
+  bad["labels"][2] = 0
+  _, metrics = step(state, bad, jax.random.key(0))
+  assert float(metrics["bad_videos"]) == 2
