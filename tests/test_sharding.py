@@ -89,3 +89,18 @@ def test_indivisible_global_batch_is_a_clear_error(tmp_path):
   proc = _run(tmp_path / "never.npz", 8, 6)
   assert proc.returncode != 0
   assert "global batch size 6 does not divide over the 8 devices" in proc.stderr
+
+
+def test_numerical_core_and_benchmarks_import_no_tensorflow_or_clu():
+  """The core and the GPU benchmarks run on a bare JAX machine (no TF, TFDS, clu or
+  ml_collections; absl arrives with optax itself, so it is not checked here)."""
+  code = ("import sys, salx.model, salx.losses, salx.pseudo_labels, salx.scores, "
+          "salx.train_step, salx.sharding, salx.convert, salx.inference, salx.variants, "
+          "salx.datasets.sampling, salx.datasets.synthetic; "
+          "sys.path.insert(0, 'experiments'); import bench_train_step, bench_protocol; "
+          "print(sorted({m.split('.')[0] for m in sys.modules} & "
+          "{'tensorflow', 'tensorflow_datasets', 'clu', 'ml_collections'}))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=_env(1), cwd=ROOT, timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip().splitlines()[-1] == "[]"
