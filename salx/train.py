@@ -61,10 +61,7 @@ from salx.datasets.errors import DataError
 DATASETS = ("synthetic",) + layouts.DATASETS
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 MAX_PROBLEMS_SHOWN = 20
-LAYOUT_HINT = ("salx reads the layouts 'sal' (gt.json, split_{train,test}.txt, "
-               "features/{train,test}/{rgb,flow}/<video>.npy), 'wtalc' "
-               "(<Prefix>-I3D-JOINTFeatures.npy and <Prefix>-Annotations/) and "
-               "'acmnet' (gt.json, split_{train,test}.txt, {train,test}/<video>.npy); "
+LAYOUT_HINT = (f"salx reads the layouts {layouts.LAYOUT_DESCRIPTIONS}; "
                "see salx/datasets/layouts.py")
 
 

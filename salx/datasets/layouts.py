@@ -779,14 +779,15 @@ class WtalcSource(FeatureSource):
 
 _SOURCES = {"sal": SalSource, "wtalc": WtalcSource, "acmnet": AcmNetSource}
 
-_LAYOUT_DESCRIPTIONS = (
+# What each layout holds, for error messages.
+LAYOUT_DESCRIPTIONS = (
     "'sal': gt.json, split_{train,test}.txt, features/{train,test}/{rgb,flow}/<video>.npy; "
     "'wtalc': <Prefix>-I3D-JOINTFeatures.npy and <Prefix>-Annotations/; "
     "'acmnet': gt.json, split_{train,test}.txt, {train,test}/<video>.npy")
 
 
 def _missing_dir_error(data_dir: str, layout: str) -> DataError:
-  expected = _LAYOUT_DESCRIPTIONS if layout == "auto" else f"the {layout!r} layout"
+  expected = LAYOUT_DESCRIPTIONS if layout == "auto" else f"the {layout!r} layout"
   return DataError(f"data directory {data_dir} does not exist; expected {expected}; "
                    f"{SYNTHETIC_HINT}", data_dir)
 
@@ -809,7 +810,7 @@ def detect_layout(data_dir: PathLike) -> str:
   if any(os.path.isdir(os.path.join(data_dir, s)) for s in SPLITS):
     return "acmnet"
   raise DataError(f"{data_dir}: matches none of the feature layouts ("
-                  f"{_LAYOUT_DESCRIPTIONS}); {SYNTHETIC_HINT}", data_dir)
+                  f"{LAYOUT_DESCRIPTIONS}); {SYNTHETIC_HINT}", data_dir)
 
 
 def open_source(data_dir: PathLike, dataset: str, layout: str = "auto",
