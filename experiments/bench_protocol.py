@@ -95,7 +95,12 @@ def make_data(annotations, video_info, seed):
 
 def train_batches(train, seed, start, stop):
   """Yields (step, {'features' [2, T, D], 'labels' [2, C]}): shuffled epochs,
-  random-perturb sampling (SPEC 2.9), a pure function of (seed, step)."""
+  random-perturb sampling (SPEC 2.9), a pure function of (seed, step).
+
+  The random streams are those of salx.input_pipeline (epoch order from
+  [seed, 0, epoch], the sampling of position p of the epoch from [seed, 1, epoch, p]),
+  so these are the trainer's batches, made without TensorFlow.
+  """
   t = variants.THUMOS14.num_segments
   per_epoch = len(train) // BATCH
   for step in range(start, stop):
@@ -103,7 +108,8 @@ def train_batches(train, seed, start, stop):
     order = np.random.default_rng([seed, 0, epoch]).permutation(len(train))
     rows = order[slot * BATCH:(slot + 1) * BATCH]
     feats = [train[i].features[sampling.random_perturb_indices(
-        train[i].num_snippets, t, np.random.default_rng([seed, 1, epoch, slot, j]))]
+        train[i].num_snippets, t,
+        np.random.default_rng([seed, 1, epoch, slot * BATCH + j]))]
              for j, i in enumerate(rows)]
     yield step, {"features": np.stack(feats),
                  "labels": np.stack([train[i].labels for i in rows])}
