@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.cache_data = False     # Thousands of videos: read them from disk each time.
   config.check_data = "quick"   # 'full' (every feature file), 'quick' (headers), 'none'.
 
-  # Model (SPEC 1, 4) and the SAL code path (salx/variants.py).
+  # Model (SPEC 1, 4) and the SAL code path (salx/core/variants.py).
   config.variant = "activitynet"
   config.num_classes = 0        # 0: the number of classes of the data.
   config.feature_dim = 2048

@@ -26,7 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.cache_data = True      # Keep the videos read in memory (~1 GB).
   config.check_data = "full"    # 'full' (every feature file), 'quick' (headers), 'none'.
 
-  # Model (SPEC 1) and the SAL code path (salx/variants.py).
+  # Model (SPEC 1) and the SAL code path (salx/core/variants.py).
   config.variant = "thumos14"
   config.num_classes = 0        # 0: the number of classes of the data.
   config.feature_dim = 2048

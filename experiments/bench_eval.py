@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from salx import evaluation  # noqa: E402
-from salx import localization  # noqa: E402
-from salx import variants  # noqa: E402
+from salx.postprocess import evaluation  # noqa: E402
+from salx.postprocess import localization  # noqa: E402
+from salx.core import variants  # noqa: E402
 
 _FIELDS = ("cas", "action_flow", "action_rgb", "sc", "num_snippets")
 

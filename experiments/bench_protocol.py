@@ -43,10 +43,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from salx import evaluation, inference, sharding, variants  # noqa: E402
+from salx.postprocess import evaluation
+from salx.postprocess import inference
+from salx.core import sharding
+from salx.core import variants  # noqa: E402
 from salx.datasets import sampling, synthetic  # noqa: E402
-from salx.model import build_model  # noqa: E402
-from salx.train_step import create_train_state, make_eval_forward, make_train_step  # noqa: E402
+from salx.core.model import build_model  # noqa: E402
+from salx.core.train_step import create_train_state, make_eval_forward, make_train_step  # noqa: E402
 
 FULL_STEPS, BATCH, EVAL_EVERY = 10_000, 2, 10
 
@@ -97,7 +100,7 @@ def train_batches(train, seed, start, stop):
   """Yields (step, {'features' [2, T, D], 'labels' [2, C]}): shuffled epochs,
   random-perturb sampling (SPEC 2.9), a pure function of (seed, step).
 
-  The random streams are those of salx.input_pipeline (epoch order from
+  The random streams are those of salx.datasets.input_pipeline (epoch order from
   [seed, 0, epoch], the sampling of position p of the epoch from [seed, 1, epoch, p]),
   so these are the trainer's batches, made without TensorFlow.
   """

@@ -42,9 +42,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from salx import sharding, variants  # noqa: E402
-from salx.model import build_model  # noqa: E402
-from salx.train_step import create_train_state, make_train_step  # noqa: E402
+from salx.core import sharding
+from salx.core import variants  # noqa: E402
+from salx.core.model import build_model  # noqa: E402
+from salx.core.train_step import create_train_state, make_train_step  # noqa: E402
 
 CASES = {
     # name: (variant, batch, segments, classes)

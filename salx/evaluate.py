@@ -17,7 +17,7 @@ import json
 import sys
 from typing import List, Optional, Sequence
 
-from salx import evaluation
+from salx.postprocess import evaluation
 
 _PROG = "python -m salx.evaluate"
 

@@ -46,12 +46,13 @@ def run(config, workdir: str, mode: str = "train") -> int:
   """Runs `mode` and returns the exit status; errors are printed, not raised."""
   # Imported here so that --help answers at once, and so that a multi-host run can
   # initialise jax.distributed before anything else touches JAX.
-  from salx import sharding  # pylint: disable=g-import-not-at-top
+  from salx.core import sharding  # pylint: disable=g-import-not-at-top
   if config.get("distributed", False):
     sharding.initialize_distributed(force=True)
   else:
     sharding.initialize_distributed()   # Only when JAX_COORDINATOR_ADDRESS is set.
-  from salx import train  # pylint: disable=g-import-not-at-top
+  from salx.app import run_config  # pylint: disable=g-import-not-at-top
+  from salx.app import train  # pylint: disable=g-import-not-at-top
   from salx.datasets.errors import DataError  # pylint: disable=g-import-not-at-top
   try:
     if mode == "evaluate":
@@ -61,7 +62,7 @@ def run(config, workdir: str, mode: str = "train") -> int:
   except DataError as e:
     print(f"salx: data error: {e}", file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
-  except (train.ConfigError, FileNotFoundError) as e:
+  except (run_config.ConfigError, FileNotFoundError) as e:
     print(f"salx: {e}", file=sys.stderr, flush=True)
     return EXIT_BAD_INPUT
   except train.NonFiniteLossError as e:

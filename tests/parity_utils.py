@@ -5,8 +5,8 @@ import re
 
 import numpy as np
 
-from salx import variants
-from salx.model import SAL
+from salx.core import variants
+from salx.core.model import SAL
 
 
 def _divisor(text: str, meta: dict) -> int:

@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from salx import sharding, variants
-from salx.model import SAL
-from salx.train_step import create_train_state, make_train_step
+from salx.core import sharding
+from salx.core import variants
+from salx.core.model import SAL
+from salx.core.train_step import create_train_state, make_train_step
 
 NUM_STEPS, T, D, H, C = 3, 40, 48, 16, 5
 

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from salx import input_pipeline
+from salx.datasets import input_pipeline
 from salx.datasets import layouts, synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

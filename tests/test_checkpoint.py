@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import checkpoint
-from salx import model as model_lib
-from salx import sharding
-from salx import train_step
-from salx import variants
+from salx.app import checkpoint
+from salx.core import model as model_lib
+from salx.core import sharding
+from salx.core import train_step
+from salx.core import variants
 
 VARIANT = variants.THUMOS14.replace(num_segments=32)
 

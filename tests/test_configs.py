@@ -8,7 +8,8 @@ from absl import flags
 from ml_collections import config_flags
 import pytest
 
-from salx import train
+from salx.app import data
+from salx.app import run_config
 from salx.datasets import synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def test_config_is_complete_valid_and_documents_its_command(name):
   config = module.get_config()
   for field in FIELDS:
     assert field in config, field
-  train.check_config(config)
+  run_config.check_config(config)
   assert f"python -m salx.main --config=configs/{name}.py --workdir=" in module.__doc__
   assert config.distributed is False and config.feature_dim == 2048
   assert config.learning_rate == 1e-4 or name == "synthetic"
@@ -62,15 +63,15 @@ def test_activitynet_is_the_authors_setting(name, dataset):
 
 def test_synthetic_knobs_are_the_spec_fields():
   config = load("synthetic").get_config()
-  spec = train.synthetic_spec(config)
+  spec = data.synthetic_spec(config)
   fields = {f.name for f in dataclasses.fields(synthetic.SyntheticSpec)}
   assert set(config.synthetic) == fields - {"feature_dim"}
   assert spec.feature_dim == config.feature_dim
-  other = train.synthetic_spec(load("synthetic").get_config().unlock())
-  assert train.default_synthetic_dir(spec) == train.default_synthetic_dir(other)
+  other = data.synthetic_spec(load("synthetic").get_config().unlock())
+  assert data.default_synthetic_dir(spec) == data.default_synthetic_dir(other)
   config.synthetic.noise_std = 2.0
-  assert (train.default_synthetic_dir(train.synthetic_spec(config))
-          != train.default_synthetic_dir(spec))
+  assert (data.default_synthetic_dir(data.synthetic_spec(config))
+          != data.default_synthetic_dir(spec))
 
 
 def test_command_line_overrides_any_field():
@@ -92,13 +93,13 @@ def test_command_line_overrides_any_field():
 def test_bad_fields_are_named(field, value, message):
   config = load("thumos").get_config()
   config[field] = value
-  with pytest.raises(train.ConfigError, match=message):
-    train.check_config(config)
+  with pytest.raises(run_config.ConfigError, match=message):
+    run_config.check_config(config)
 
 
 def test_unknown_synthetic_knob_is_a_config_error():
   config = load("synthetic").get_config()
   with config.unlocked():
     config.synthetic.loudness = 3.0
-  with pytest.raises(train.ConfigError, match="config.synthetic"):
-    train.synthetic_spec(config)
+  with pytest.raises(run_config.ConfigError, match="config.synthetic"):
+    data.synthetic_spec(config)

@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from salx import convert, variants
-from salx.model import build_model
-from salx.train_step import init_params
+from salx.core import convert
+from salx.core import variants
+from salx.core.model import build_model
+from salx.core.train_step import init_params
 
 
 def _params(variant=variants.THUMOS14):

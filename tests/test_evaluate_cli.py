@@ -153,7 +153,7 @@ def test_bench_eval_synthetic_and_outputs_file(tmp_path, capsys):
 
 
 def test_localization_and_evaluation_import_no_framework():
-  code = ("import sys, salx.localization, salx.evaluation, salx.evaluate; "
+  code = ("import sys, salx.postprocess.localization, salx.postprocess.evaluation, salx.evaluate; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "
           "{'tensorflow', 'tensorflow_datasets', 'absl', 'clu', 'jax', 'flax'}))")
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

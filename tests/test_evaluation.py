@@ -1,9 +1,9 @@
-"""Unit tests of salx.evaluation (SPEC 5) on hand-made cases."""
+"""Unit tests of salx.postprocess.evaluation (SPEC 5) on hand-made cases."""
 
 import numpy as np
 import pytest
 
-from salx import evaluation as ev
+from salx.postprocess import evaluation as ev
 
 from tests.conftest import data_file
 

@@ -4,7 +4,10 @@ import types
 
 import numpy as np
 
-from salx import evaluation, inference, localization, variants
+from salx.postprocess import evaluation
+from salx.postprocess import inference
+from salx.postprocess import localization
+from salx.core import variants
 
 C, T = 3, 64
 NAMES = ["class_a", "class_b", "class_c"]

@@ -1,4 +1,4 @@
-"""Tests of salx.input_pipeline on a tiny SAL-layout dataset written in a temp dir.
+"""Tests of salx.datasets.input_pipeline on a tiny SAL-layout dataset written in a temp dir.
 
 Every video's features carry its identity: column 0 holds the video id and column 1
 the snippet index, so a batch row tells which video and which snippets it took.
@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from salx import input_pipeline
+from salx.datasets import input_pipeline
 from salx.datasets import errors
 from salx.datasets import layouts
 from salx.datasets import sampling

@@ -1,12 +1,12 @@
-"""Unit tests of salx.localization (SPEC 3, 4) on hand-made inputs."""
+"""Unit tests of salx.postprocess.localization (SPEC 3, 4) on hand-made inputs."""
 
 import math
 
 import numpy as np
 import pytest
 
-from salx import localization as loc
-from salx import variants
+from salx.postprocess import localization as loc
+from salx.core import variants
 
 THUMOS = variants.THUMOS14
 

@@ -4,7 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from salx import losses, pseudo_labels, scores, variants
+from salx.core import losses
+from salx.core import pseudo_labels
+from salx.core import scores
+from salx.core import variants
 
 
 def test_video_cross_entropy_normalises_multi_hot_labels():

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import variants
-from salx.model import SAL, SALOutputs, build_model, second_order_pool
-from salx.train_step import init_params
+from salx.core import variants
+from salx.core.model import SAL, SALOutputs, build_model, second_order_pool
+from salx.core.train_step import init_params
 
 B, T, D, H, C = 3, 24, 64, 8, 4
 
@@ -138,7 +138,7 @@ def test_bfloat16_compute_keeps_float32_params():
 
 @pytest.mark.parametrize("kernel_size", [1, 3, 7])
 def test_conv_as_matmul_equals_the_library_convolution(kernel_size):
-  from salx.model import Conv1d
+  from salx.core.model import Conv1d
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 9, 6)), jnp.float32)
   gemm = Conv1d(5, kernel_size, matmul=True)
@@ -157,7 +157,7 @@ def test_conv_as_matmul_equals_the_library_convolution(kernel_size):
 
 
 def test_fc1_outer_product_gradient_equals_the_matrix_product():
-  from salx.model import low_rank_matmul
+  from salx.core.model import low_rank_matmul
   rng = np.random.default_rng(4)
   p = jnp.asarray(rng.normal(size=(3, 20)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(20, 7)), jnp.float32)
@@ -173,7 +173,7 @@ def test_fc1_outer_product_gradient_equals_the_matrix_product():
 
 
 def test_fused_and_plain_implementations_give_the_same_step():
-  from salx.train_step import create_train_state, make_train_step
+  from salx.core.train_step import create_train_state, make_train_step
   variant = variants.THUMOS14.replace(num_segments=T)
   rng = np.random.default_rng(5)
   batch = {"features": rng.normal(size=(2, T, D)).astype(np.float32),

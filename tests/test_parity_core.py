@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import convert, losses
-from salx.pseudo_labels import MaskState
-from salx.train_step import TrainState, make_optimizer
+from salx.core import convert
+from salx.core import losses
+from salx.core.pseudo_labels import MaskState
+from salx.core.train_step import TrainState, make_optimizer
 from tests.conftest import fixture_file
 from tests.parity_utils import load_step_fixture, prefixed
 

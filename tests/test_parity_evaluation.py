@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from salx import evaluation
+from salx.postprocess import evaluation
 
 from tests.conftest import data_file, fixture_file
 

@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from salx import localization
-from salx import variants
+from salx.postprocess import localization
+from salx.core import variants
 
 from tests.conftest import fixture_file
 

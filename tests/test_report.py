@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from salx import evaluation
-from salx import report
+from salx.postprocess import evaluation
+from salx.app import report
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 

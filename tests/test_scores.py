@@ -1,7 +1,7 @@
 """The selection score and top-k mean agree between the device (JAX) and host (NumPy) code.
 
-Training ranks snippets with `salx.scores` inside the jitted step; localization
-ranks them on the host with `salx.localization`'s NumPy twins. Both must compute
+Training ranks snippets with `salx.core.scores` inside the jitted step; localization
+ranks them on the host with `salx.postprocess.localization`'s NumPy twins. Both must compute
 the same SPEC quantities.
 """
 
@@ -9,7 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import localization, scores, variants
+from salx.postprocess import localization
+from salx.core import scores
+from salx.core import variants
 
 
 @pytest.mark.parametrize("variant", [variants.THUMOS14, variants.ACTIVITYNET])

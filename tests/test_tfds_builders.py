@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from salx import input_pipeline
+from salx.datasets import input_pipeline
 from salx.datasets import errors
 from salx.datasets import layouts
 from salx.datasets import tfds_builders

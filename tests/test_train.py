@@ -19,9 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import checkpoint
-from salx import evaluation
-from salx import train
+from salx.app import checkpoint
+from salx.postprocess import evaluation
+from salx.app import data
+from salx.app import evaluator
+from salx.app import run_config
+from salx.app import train
+from salx.core import sharding
+from salx.core import train_step as train_step_lib
+from salx.datasets import layouts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY = dict(feature_dim=64, hidden_dim=16, num_segments=32, batch_size=4,
@@ -75,7 +81,7 @@ def data_dir(tmp_path_factory, compilation_cache):
   """The tiny synthetic dataset, generated once."""
   del compilation_cache
   folder = tmp_path_factory.mktemp("data") / "tiny"
-  train.open_data(tiny_config(folder))
+  data.open_data(tiny_config(folder))
   return folder
 
 
@@ -125,8 +131,8 @@ def _without_config(metrics):
 
 def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   jitted = []
-  jit_train_step = train.sharding.jit_train_step
-  monkeypatch.setattr(train.sharding, "jit_train_step",
+  jit_train_step = sharding.jit_train_step
+  monkeypatch.setattr(sharding, "jit_train_step",
                       lambda *a, **k: jitted.append(jit_train_step(*a, **k)) or jitted[-1])
   result = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
 
@@ -154,7 +160,7 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
 
   # The predictions files score what the report says.
-  ground_truth = train.layouts.open_source(data_dir, "thumos14").ground_truth()
+  ground_truth = layouts.open_source(data_dir, "thumos14").ground_truth()
   for which in ("last", "best"):
     scored = evaluation.evaluate_detections(
         ground_truth, _read(tmp_path / f"predictions_{which}.json"))
@@ -169,7 +175,7 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert again.metrics == metrics
 
   # Fewer steps than the workdir's checkpoint: a clear error, nothing touched.
-  with pytest.raises(train.ConfigError, match="beyond num_steps = 20"):
+  with pytest.raises(run_config.ConfigError, match="beyond num_steps = 20"):
     train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path))
 
   # --mode=evaluate: the best and the latest checkpoints give their records back.
@@ -185,17 +191,17 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
 def test_classes_without_test_instances_are_left_out(tmp_path):
   config = tiny_config(tmp_path / "data")
   config.synthetic.update(num_test=1, second_class_prob=0.0)
-  source = train.open_data(config)
-  variant = train.make_variant(config)
-  model = train.make_model(config, 3, variant)
-  mesh = train.sharding.make_mesh()
-  evaluator = train.TestEvaluator(model, source, variant, config, mesh)
-  assert evaluator.unevaluated.size == 2
+  source = data.open_data(config)
+  variant = run_config.make_variant(config)
+  model = run_config.make_model(config, 3, variant)
+  mesh = sharding.make_mesh()
+  ev = evaluator.TestEvaluator(model, source, variant, config, mesh)
+  assert ev.unevaluated.size == 2
   params = train.init_state(model, variant, config, jax.random.key(0), mesh).params
-  record, localized = evaluator(params, 0)
-  assert list(record["per_class_AP"]) == list(evaluator.ground_truth.class_names)
+  record, localized = ev(params, 0)
+  assert list(record["per_class_AP"]) == list(ev.ground_truth.class_names)
   kept = {d["label"] for loc in localized.values() for d in loc.detections}
-  assert kept <= set(evaluator.ground_truth.class_names)
+  assert kept <= set(ev.ground_truth.class_names)
 
 
 def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
@@ -242,7 +248,7 @@ def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_c
 @pytest.mark.parametrize("poison", ["loss", "features"])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     poison, data_dir, tmp_path, monkeypatch):
-  make_train_step = train.train_step_lib.make_train_step
+  make_train_step = train_step_lib.make_train_step
 
   def poisoned(model, variant):
     """The real step, its loss (or its input features) NaN from step 15 on."""
@@ -260,7 +266,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
     return train_step
 
-  monkeypatch.setattr(train.train_step_lib, "make_train_step", poisoned)
+  monkeypatch.setattr(train_step_lib, "make_train_step", poisoned)
   with pytest.raises(train.NonFiniteLossError) as error:
     train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   message = str(error.value)
@@ -274,9 +280,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
   with checkpoint.RunCheckpoints(tmp_path) as ckpts:
     assert ckpts.latest_step() == 10
     config = tiny_config(data_dir)
-    variant = train.make_variant(config)
-    template = train.init_state(train.make_model(config, 3, variant), variant, config,
-                                jax.random.key(0), train.sharding.make_mesh())
+    variant = run_config.make_variant(config)
+    template = train.init_state(run_config.make_model(config, 3, variant), variant, config,
+                                jax.random.key(0), sharding.make_mesh())
     state, progress = ckpts.restore_latest(template)
   assert int(state.step) == 10 and progress["last"]["step"] == 10
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state.params))

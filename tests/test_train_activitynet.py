@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from salx import train
+from salx.app import train
 from salx.datasets import synthetic
 from tests.conftest import data_file
 

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx import variants
-from salx.model import SAL
-from salx.train_step import (check_batch, create_train_state, make_optimizer,
+from salx.core import variants
+from salx.core.model import SAL
+from salx.core.train_step import (check_batch, create_train_state, make_optimizer,
                               make_train_step)
 
 B, T, D, H, C = 4, 40, 32, 8, 3

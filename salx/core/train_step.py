@@ -10,7 +10,7 @@
 the step number, the mask statistics travel in the state, and nothing leaves the
 device. The global batch is one array, so when it is sharded over a mesh the
 cross-batch mix-up, top-k selections and mask statistics stay those of the whole
-batch (see `salx.sharding`).
+batch (see `salx.core.sharding`).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from salx import losses
-from salx.model import SAL, SALOutputs
-from salx.pseudo_labels import MaskState
+from salx.core import losses
+from salx.core.model import SAL, SALOutputs
+from salx.core.pseudo_labels import MaskState
 
 Array = jax.Array
 Batch = Mapping[str, Array]
@@ -64,7 +64,7 @@ def create_train_state(model: SAL, variant, rng: Array, *,
 
   Args:
     model: the SAL module.
-    variant: `salx.variants.Variant` (gives the mask's initial statistics via C).
+    variant: `salx.core.variants.Variant` (gives the mask's initial statistics via C).
     rng: key for the parameter init.
     input_shape: [B, T, D] used to initialise; default (2, variant T, D).
     params: use these params instead of initialising.

@@ -1,7 +1,7 @@
 """From model outputs of test videos to detections and their mAP (SPEC 3-5).
 
-TF-free glue between the jitted evaluation forward, `salx.localization` and
-`salx.evaluation`, shared by the training loop and the benchmarks:
+TF-free glue between the jitted evaluation forward, `salx.postprocess.localization` and
+`salx.postprocess.evaluation`, shared by the training loop and the benchmarks:
 
     forward = sharding.jit_eval_forward(train_step.make_eval_forward(model), mesh)
     outputs = forward(params, features, mask)                    # [B, T, ...]
@@ -16,8 +16,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from salx import evaluation, localization
-from salx.variants import Variant
+from salx.postprocess import evaluation
+from salx.postprocess import localization
+from salx.core.variants import Variant
 
 VideoOutputs = Dict[str, np.ndarray]
 

@@ -12,8 +12,9 @@ from typing import Dict, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from salx import pseudo_labels, scores
-from salx.model import SALOutputs
+from salx.core import pseudo_labels
+from salx.core import scores
+from salx.core.model import SALOutputs
 
 Array = jax.Array
 
@@ -87,7 +88,7 @@ def loss_terms(outputs: SALOutputs, labels: Array, mask_state: pseudo_labels.Mas
     outputs: model outputs for a training batch ([B, T, C] cas ...).
     labels: [B, C] multi-hot video labels.
     mask_state: running mask statistics before this step.
-    variant: `salx.variants.Variant`.
+    variant: `salx.core.variants.Variant`.
 
   Returns:
     ({'mil', 'bg', 'act', 'mix', 'mc', 'se'} scalars, LossAux).
@@ -122,7 +123,7 @@ def loss_terms(outputs: SALOutputs, labels: Array, mask_state: pseudo_labels.Mas
 
 
 def total_loss(terms: Dict[str, Array], weights) -> Array:
-  """Weighted sum of the terms with a `salx.variants.LossWeights`."""
+  """Weighted sum of the terms with a `salx.core.variants.LossWeights`."""
   return (weights.mil * terms["mil"] + weights.mc * terms["mc"] + weights.bg * terms["bg"]
           + weights.act * terms["act"] + weights.se * terms["se"]
           + weights.mix * terms["mix"])

@@ -4,7 +4,7 @@ One run, read top to bottom in `train_and_evaluate`:
   1. open the data (the synthetic dataset is generated on first use) and check it,
      so that a broken folder stops the run before anything trains;
   2. build the model and the train state, replicated over a mesh of all devices
-     (the batch is sharded along it; `salx.sharding`);
+     (the batch is sharded along it; `salx.core.sharding`);
   3. resume from the newest checkpoint of workdir/checkpoints, or else evaluate the
      untrained model;
   4. train with the jitted global-batch step. The step stays on the device: every
@@ -27,46 +27,31 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
-import json
 import os
-import signal
-import types
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
 import jax
-from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from salx import checkpoint as checkpoint_lib
-from salx import evaluation
-from salx import inference
-from salx import input_pipeline
-from salx import localization
-from salx import model as model_lib
-from salx import report
-from salx import sharding
-from salx import train_step as train_step_lib
-from salx import variants
-from salx.datasets import check as check_lib
+from salx.app import checkpoint as checkpoint_lib
+from salx.app import data as data_lib
+from salx.app import evaluator as evaluator_lib
+from salx.app import preemption
+from salx.app import report
+from salx.app import run_config
+from salx.app.run_config import ConfigError
+from salx.core import model as model_lib
+from salx.core import sharding
+from salx.core import train_step as train_step_lib
+from salx.core import variants
+from salx.datasets import input_pipeline
 from salx.datasets import layouts
-from salx.datasets import synthetic
-from salx.datasets.errors import DataError
-
-DATASETS = ("synthetic",) + layouts.DATASETS
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-MAX_PROBLEMS_SHOWN = 20
-LAYOUT_HINT = (f"salx reads the layouts {layouts.LAYOUT_DESCRIPTIONS}; "
-               "see salx/datasets/layouts.py")
-
-
-class ConfigError(ValueError):
-  """The config cannot be used (the message names the field)."""
+from salx.postprocess import localization
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,154 +59,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------
-# Configuration and data.
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError for a config the run cannot use, naming the field."""
-  problems = []
-  if config.dataset not in DATASETS:
-    problems.append(f"dataset {config.dataset!r} is not one of {DATASETS}")
-  if config.variant not in variants.VARIANTS:
-    problems.append(f"variant {config.variant!r} is not one of "
-                    f"{sorted(variants.VARIANTS)}")
-  if config.compute_dtype not in COMPUTE_DTYPES:
-    problems.append(f"compute_dtype {config.compute_dtype!r} is not one of "
-                    f"{sorted(COMPUTE_DTYPES)}")
-  if config.check_data not in ("full", "quick", "none"):
-    problems.append(f"check_data {config.check_data!r} is not 'full', 'quick' or 'none'")
-  if config.eval_checkpoint not in ("best", "latest"):
-    problems.append(f"eval_checkpoint {config.eval_checkpoint!r} is not 'best' or "
-                    "'latest'")
-  for field in ("num_steps", "batch_size", "eval_batch_size", "num_segments",
-                "eval_every", "checkpoint_every", "keep_checkpoints", "log_every",
-                "hidden_dim", "feature_dim"):
-    if config[field] < 1:
-      problems.append(f"{field} must be positive, got {config[field]}")
-  if config.seed < 0:
-    problems.append(f"seed must be non-negative, got {config.seed}")
-  if problems:
-    raise ConfigError("invalid config: " + "; ".join(problems))
-
-
-def synthetic_spec(config: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
-  """The SyntheticSpec of `config.synthetic` (feature_dim: config.feature_dim)."""
-  try:
-    return synthetic.SyntheticSpec(**config.synthetic.to_dict(),
-                                   feature_dim=config.feature_dim)
-  except (TypeError, ValueError) as e:
-    raise ConfigError(f"config.synthetic: {e}") from None
-
-
-def default_synthetic_dir(spec: synthetic.SyntheticSpec) -> str:
-  """~/.cache/salx/synthetic-<hash of the spec> ($XDG_CACHE_HOME is honoured)."""
-  cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-  text = json.dumps(dataclasses.asdict(spec), sort_keys=True)
-  digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-  return os.path.join(cache, "salx", f"synthetic-{digest}")
-
-
-def open_data(config: ml_collections.ConfigDict) -> layouts.FeatureSource:
-  """The data source of the run; generates the synthetic dataset on first use.
-
-  Raises:
-    DataError: no or a missing data folder, or one no layout can read; the message
-      names the folder and the expected layouts and suggests the synthetic config.
-  """
-  if config.dataset == "synthetic":
-    spec = synthetic_spec(config)
-    data_dir = config.data_dir or default_synthetic_dir(spec)
-    layout = "sal" if config.layout == "auto" else config.layout
-    if not os.path.isdir(data_dir):
-      logging.info("Generating the synthetic dataset into %s (once).", data_dir)
-    synthetic.make_synthetic_dataset(data_dir, spec, layout=layout)
-    return layouts.open_source(data_dir, "thumos14", layout,
-                               feature_dim=config.feature_dim)
-  if not config.data_dir:
-    raise DataError(
-        f"no data folder given for {config.dataset}: pass --config.data_dir=DIR, the "
-        f"folder of the two-stream I3D features. {LAYOUT_HINT}; "
-        f"{layouts.SYNTHETIC_HINT}")
-  return layouts.open_source(config.data_dir, config.dataset, config.layout,
-                             feature_dim=config.feature_dim)
-
-
-def _quick_problems(source: layouts.FeatureSource) -> Iterator[check_lib.Problem]:
-  """Problems visible without reading the features: missing files, shapes from the
-  .npy headers, RGB/flow length mismatches, annotations and labels."""
-  known = set(source.class_names)
-  for split in layouts.SPLITS:
-    for name in source.video_names(split):
-      try:
-        source.num_snippets(split, name)
-      except DataError as e:
-        yield check_lib.Problem(e.path or source.feature_file(split, name), str(e))
-      annotation = source.annotation(name)
-      if annotation is None:
-        yield check_lib.Problem(source.annotation_file,
-                                f"video {name} of the {split} split has no annotation")
-        continue
-      for label in sorted(set(annotation.video_labels) | set(annotation.segment_labels)):
-        if label not in known:
-          yield check_lib.Problem(source.annotation_file,
-                                  f"video {name} has label {label!r}, which is not one "
-                                  f"of the {len(known)} classes of the class list")
-      if split == "train" and not annotation.video_labels:
-        yield check_lib.Problem(source.annotation_file,
-                                f"training video {name} has no labels")
-
-
-def check_data(source: layouts.FeatureSource, mode: str, dataset: str) -> None:
-  """Stops the run before training when the data folder has problems.
-
-  Args:
-    source: the opened data folder.
-    mode: 'full' (read every feature file: also NaN values), 'quick' (file
-      headers and annotations only) or 'none'.
-    dataset: for the hint on the full validator's command.
-
-  Raises:
-    DataError: listing the problems, each with its file.
-  """
-  if mode == "none":
-    return
-  problems = list(check_lib.iter_problems(source) if mode == "full"
-                  else _quick_problems(source))
-  if not problems:
-    return
-  shown = "\n  ".join(str(p) for p in problems[:MAX_PROBLEMS_SHOWN])
-  more = len(problems) - MAX_PROBLEMS_SHOWN
-  raise DataError(
-      f"{len(problems)} problem(s) in the data folder {source.data_dir} "
-      f"({source.layout} layout); training did not start:\n  {shown}"
-      + (f"\n  ... and {more} more" if more > 0 else "")
-      + f"\nList them all with: python -m salx.datasets.check --dataset {dataset} "
-      f"--data_dir {source.data_dir}", problems[0].file)
-
-
-def make_variant(config: ml_collections.ConfigDict) -> variants.Variant:
-  """The SAL code path of the config, with its T."""
-  return variants.get_variant(config.variant).replace(num_segments=config.num_segments)
-
-
-def make_model(config: ml_collections.ConfigDict, num_classes: int,
-               variant: variants.Variant) -> model_lib.SAL:
-  return model_lib.build_model(
-      num_classes, variant, feature_dim=config.feature_dim,
-      hidden_dim=config.hidden_dim, dropout_rate=config.dropout_rate,
-      dtype=COMPUTE_DTYPES[config.compute_dtype], param_dtype=jnp.float32)
-
-
-def num_classes_of(config: ml_collections.ConfigDict,
-                   source: layouts.FeatureSource) -> int:
-  """C from the data; config.num_classes, when set, must agree."""
-  num_classes = len(source.class_names)
-  if config.num_classes and config.num_classes != num_classes:
-    raise DataError(
-        f"config.num_classes is {config.num_classes} but the data at "
-        f"{source.data_dir} has {num_classes} classes (its class list); set "
-        "--config.num_classes=0 to take them from the data", source.annotation_file)
-  return num_classes
+# State and training helpers.
 
 
 def init_state(model: model_lib.SAL, variant: variants.Variant,
@@ -238,117 +76,6 @@ def init_state(model: model_lib.SAL, variant: variants.Variant,
   return jax.jit(create, out_shardings=sharding.replicated(mesh))(rng)
 
 
-# ----------------------------------------------------------------------------
-# Evaluation on the test split.
-
-
-def _to_host(tree: Any) -> Any:
-  """NumPy copies of (possibly multi-host) arrays, whole on every process."""
-  if jax.process_count() == 1:
-    return jax.device_get(tree)
-  return multihost_utils.process_allgather(tree, tiled=True)
-
-
-def _full_batch_on_mesh(x: np.ndarray, mesh) -> jax.Array:
-  """A global array, batch-sharded, from a batch every process holds whole."""
-  return jax.make_array_from_callback(x.shape, sharding.batch_sharded(mesh),
-                                      lambda index: x[index])
-
-
-class TestEvaluator:
-  """Runs the test split through the model and scores the detections (SPEC 3, 5).
-
-  The model runs on padded, masked batches of `eval_batch_size` videos sharded
-  over the mesh (one shape, one compilation); with `cache_data` the sampled test
-  inputs stay on the devices after the first evaluation. Every process reads every
-  test video and computes the same metrics: the checkpoint decisions of all
-  processes must agree.
-  """
-
-  def __init__(self, model: model_lib.SAL, source: layouts.FeatureSource,
-               variant: variants.Variant, config: ml_collections.ConfigDict, mesh):
-    self.source, self.variant, self.mesh = source, variant, mesh
-    self.class_names = tuple(source.class_names)
-    self.num_segments = config.num_segments
-    self.keep_all_if_shorter = config.eval_keep_all_if_shorter
-    self.cache = config.cache_data
-    self._cached_batches = None
-    devices = mesh.devices.size
-    self.batch_size = -(-config.eval_batch_size // devices) * devices
-    self.ground_truth = dataclasses.replace(
-        evaluation.load_ground_truth(source.ground_truth(), "test"),
-        source=source.annotation_file)
-    evaluated = set(self.ground_truth.class_names)
-    self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
-                                   if c not in evaluated], np.int64)
-    if self.unevaluated.size:
-      logging.warning("Classes without instances in the test split are not "
-                      "evaluated; their detections are dropped: %s",
-                      [self.class_names[i] for i in self.unevaluated])
-    forward = train_step_lib.make_eval_forward(model)
-
-    def outputs(params, features, mask):
-      """[B, T, C] cas, [B, T] actionness per stream, [B, C] video logits, float32."""
-      o = forward(params, features, mask)
-      return {k: v.astype(jnp.float32) for k, v in (
-          ("cas", o.cas), ("action_flow", o.action_flow),
-          ("action_rgb", o.action_rgb), ("video_logits", o.video_logits))}
-
-    self.forward = sharding.jit_eval_forward(outputs, mesh)
-
-  def batches(self) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
-    """(host batch, features [B, T, D], mask [B, T] on the mesh) of the test split."""
-    if self._cached_batches is not None:
-      yield from self._cached_batches
-      return
-    batches = []
-    for batch in input_pipeline.eval_batches(
-        self.source, num_segments=self.num_segments, batch_size=self.batch_size,
-        keep_all_if_shorter=self.keep_all_if_shorter, split="test"):
-      item = ({k: batch[k] for k in ("names", "num_snippets", "labels", "valid", "mask")},
-              _full_batch_on_mesh(batch["features"], self.mesh),
-              _full_batch_on_mesh(batch["mask"], self.mesh))
-      if self.cache:
-        batches.append(item)
-      yield item
-    if self.cache:
-      self._cached_batches = batches
-
-  def localize(self, params) -> Tuple[Dict[str, localization.VideoLocalization],
-                                      np.ndarray]:
-    """({video: VideoLocalization} of the test split, [N, C] labels)."""
-    per_video, labels = {}, []
-    for batch, features, mask in self.batches():
-      out = _to_host(self.forward(params, features, mask))
-      per_video.update(inference.per_video_outputs(
-          types.SimpleNamespace(**out), batch["names"], batch["num_snippets"],
-          valid_lengths=batch["mask"].sum(axis=1), valid=batch["valid"]))
-      labels.append(batch["labels"][batch["valid"]])
-    localized = localization.localize_batch(per_video, self.variant, self.class_names)
-    if self.unevaluated.size:
-      localized = {name: dataclasses.replace(loc, proposals=loc.proposals.take(
-          ~np.isin(loc.proposals.class_index, self.unevaluated)))
-                   for name, loc in localized.items()}
-    return localized, np.concatenate(labels)
-
-  def __call__(self, params, step: int
-               ) -> Tuple[report.Record, Dict[str, localization.VideoLocalization]]:
-    """(evaluation record, {video: VideoLocalization}) of `params` at `step`."""
-    localized, labels = self.localize(params)
-    predictions = dataclasses.replace(
-        inference.predictions_of(localized, self.ground_truth, self.class_names),
-        source=f"of step {step}")
-    result = evaluation.evaluate_detections(self.ground_truth, predictions,
-                                            self.variant.tiou_thresholds)
-    accuracy = evaluation.classification_accuracy(
-        inference.video_scores(localized), labels, self.variant.class_thresh)
-    return report.evaluation_record(result, accuracy, step, len(localized)), localized
-
-
-# ----------------------------------------------------------------------------
-# Training helpers.
-
-
 def device_batches(host_batches: Iterator[Dict[str, np.ndarray]], mesh,
                    size: int = 2) -> Iterator[Dict[str, jax.Array]]:
   """Global batches on the mesh, `size` ahead of the step that uses them."""
@@ -359,41 +86,6 @@ def device_batches(host_batches: Iterator[Dict[str, np.ndarray]], mesh,
       yield queue.popleft()
   while queue:
     yield queue.popleft()
-
-
-class PreemptionWatch:
-  """SIGTERM asks the run to checkpoint and exit cleanly.
-
-  One process: a SIGTERM handler sets a flag the loop reads after every step.
-  Several processes: JAX's preemption sync point (set up by
-  jax.distributed.initialize) makes every process stop at the same step.
-  """
-
-  def __init__(self):
-    self.multiprocess = jax.process_count() > 1
-    self.requested = False
-    self._previous = None
-    if not self.multiprocess:
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-  def _handle(self, signum, frame):
-    del signum, frame
-    self.requested = True
-
-  def reached(self, step: int) -> bool:
-    if self.multiprocess:
-      try:
-        return multihost_utils.reached_preemption_sync_point(step)
-      except RuntimeError as e:   # jax_enable_preemption_service switched off.
-        logging.warning("No preemption handling on this multi-process run: %s", e)
-        self.multiprocess, self.requested = False, False
-        return False
-    return self.requested
-
-  def close(self) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
-      self._previous = None
 
 
 @jax.jit
@@ -501,22 +193,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint
       stays in workdir/checkpoints).
   """
-  check_config(config)
+  run_config.check_config(config)
   workdir = os.path.abspath(os.path.expanduser(workdir))
   is_chief = jax.process_index() == 0
 
   # 1. Data.
-  source = open_data(config)
-  check_data(source, config.check_data,
+  source = data_lib.open_data(config)
+  data_lib.check_data(source, config.check_data,
              "thumos14" if config.dataset == "synthetic" else config.dataset)
-  num_classes = num_classes_of(config, source)
+  num_classes = data_lib.num_classes_of(config, source)
   logging.info("Data: %s, %d classes, %d train / %d test videos (%s layout at %s).",
                config.dataset, num_classes, len(source.video_names("train")),
                len(source.video_names("test")), source.layout, source.data_dir)
 
   # 2. Model, mesh, state.
-  variant = make_variant(config)
-  model = make_model(config, num_classes, variant)
+  variant = run_config.make_variant(config)
+  model = run_config.make_model(config, num_classes, variant)
   mesh = sharding.make_mesh()
   try:
     sharding.check_global_batch(config.batch_size, mesh)
@@ -526,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   state = init_state(model, variant, config, init_rng, mesh)
   train_step = sharding.jit_train_step(
       train_step_lib.make_train_step(model, variant), mesh)
-  evaluator = TestEvaluator(model, source, variant, config, mesh)
+  evaluator = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)
   logging.info("Model: %d parameters on a mesh of %d devices (%d processes).",
                sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
                mesh.devices.size, jax.process_count())
@@ -570,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       process_count=jax.process_count(), cache=config.cache_data), mesh)
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
-  watch = PreemptionWatch()
+  watch = preemption.PreemptionWatch()
   pending = []   # (step, device metrics) since the last host sync.
   status, step = "completed", start_step
   try:
@@ -649,11 +341,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   Returns:
     (the evaluation record, the printed table).
   """
-  check_config(config)
+  run_config.check_config(config)
   workdir = os.path.abspath(os.path.expanduser(workdir))
-  source = open_data(config)
-  variant = make_variant(config)
-  model = make_model(config, num_classes_of(config, source), variant)
+  source = data_lib.open_data(config)
+  variant = run_config.make_variant(config)
+  model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
   mesh = sharding.make_mesh()
   state = init_state(model, variant, config, jax.random.key(0), mesh)
   which = config.eval_checkpoint
@@ -668,7 +360,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   if params is None:
     raise FileNotFoundError(f"no {which} checkpoint in {workdir} "
                             f"({ckpts.best_dir if which == 'best' else ckpts.latest_dir})")
-  record, localized = TestEvaluator(model, source, variant, config, mesh)(params, step)
+  record, localized = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)(params, step)
   table = report.format_table([(f"{which} checkpoint", record)],
                               title=_title(config, source, variant))
   table += f"\nprotocol: {record['protocol']}"

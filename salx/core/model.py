@@ -4,7 +4,7 @@ Arrays are batch-major: features x [B, T, D] with D = 2048 (RGB dims first, then
 flow), hidden width H, C classes. `SAL.apply` returns a `SALOutputs` with the nine
 outputs of the authors' model. Parameter names mirror the official PyTorch names
 (`encoder`, `action_rgb`, `action_flow`, `cls`, `cls_rgb`, `cls_flow`, `fc`, `fc1`)
-so that `salx.convert` is a rename plus a transpose: each holds `kernel` (conv
+so that `salx.core.convert` is a rename plus a transpose: each holds `kernel` (conv
 [k, in, out], linear [in, out]) and `bias`.
 """
 
@@ -336,7 +336,7 @@ def build_model(num_classes: int, variant, *, feature_dim: int = 2048,
                 hidden_dim: int = 512, dropout_rate: float = 0.5,
                 dtype: Optional[Dtype] = None,
                 param_dtype: Dtype = jnp.float32) -> SAL:
-  """SAL with the encoder kernel and rgb weight of a `salx.variants.Variant`."""
+  """SAL with the encoder kernel and rgb weight of a `salx.core.variants.Variant`."""
   return SAL(num_classes=num_classes, feature_dim=feature_dim, hidden_dim=hidden_dim,
              encoder_kernel=variant.encoder_kernel, rgb_weight=variant.rgb_weight,
              dropout_rate=dropout_rate, dtype=dtype, param_dtype=param_dtype)

@@ -28,7 +28,7 @@ def evaluation_record(result, accuracy: float, step: int, num_videos: int) -> Re
   """The record of one evaluation.
 
   Args:
-    result: a `salx.evaluation.EvalResult`.
+    result: a `salx.postprocess.evaluation.EvalResult`.
     accuracy: classification accuracy (exact multi-hot match), in [0, 1].
     step: the training step evaluated (0: the untrained model).
     num_videos: test videos evaluated.

@@ -10,8 +10,8 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from salx import scores
-from salx.model import fused_actionness, roll_batch
+from salx.core import scores
+from salx.core.model import fused_actionness, roll_batch
 
 Array = jax.Array
 
@@ -38,7 +38,7 @@ def pseudo_label(cas: Array, action_flow: Array, action_rgb: Array, labels: Arra
 
   Args:
     cas: [B, T, C] logits; action_flow, action_rgb: [B, T]; labels: [B, C] multi-hot.
-    variant: a `salx.variants.Variant`.
+    variant: a `salx.core.variants.Variant`.
 
   Returns:
     g [B, T], no gradient.

@@ -29,7 +29,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from salx.variants import Variant
+from salx.core.variants import Variant
 
 # Videos localized together: large enough to keep numpy calls few, small
 # enough for the [V, C, T] score arrays to stay in cache (measured best).

@@ -11,6 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+import numpy as np
+
+from salx.core import constants
+
+
+# The activation thresholds as the authors' code computes them.
+ACT_THRESHOLDS = tuple(np.arange(0.1, 1.0, 0.1).tolist())
+
 
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
@@ -56,6 +64,8 @@ class Variant:
     soft_nms: soft-NMS (True) or hard NMS.
     tiou_thresholds: evaluation tIoU thresholds.
     feature_fps, frames_per_segment: 25 fps and 16 frames per snippet.
+    sampling: how snippets are sampled to T in training and testing: 'thumos14'
+      (SPEC 2.9 and 3) or 'activitynet' (SPEC 4).
   """
   name: str
   encoder_kernel: int
@@ -76,15 +86,16 @@ class Variant:
   beta: float
   class_thresh: float
   upsample_scale: int = 24
-  act_thresholds: Tuple[float, ...] = tuple(0.1 * i for i in range(1, 10))
+  act_thresholds: Tuple[float, ...] = ACT_THRESHOLDS
   outer_lambda: float = 0.2
   gamma: float = 0.2
   nms_thresh: float = 0.4
   nms_alpha: float = 0.3
   soft_nms: bool = True
   tiou_thresholds: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-  feature_fps: float = 25.0
-  frames_per_segment: int = 16
+  feature_fps: float = constants.FEATURE_FPS
+  frames_per_segment: int = constants.SNIPPET_FRAMES
+  sampling: str = "thumos14"
 
   def replace(self, **changes) -> "Variant":
     return dataclasses.replace(self, **changes)
@@ -112,9 +123,6 @@ class Variant:
     return max(ks)
 
 
-# np.arange(0.1, 1.0, 0.1) as the authors' code computes it.
-_ACT_THRESHOLDS = tuple(float(0.1 + 0.1 * i) for i in range(9))
-
 THUMOS14 = Variant(
     name="thumos14",
     encoder_kernel=3,
@@ -134,7 +142,6 @@ THUMOS14 = Variant(
     inference_topk_divisor=8,
     beta=0.35,
     class_thresh=0.25,
-    act_thresholds=_ACT_THRESHOLDS,
     nms_thresh=0.4,
     nms_alpha=0.3,
     tiou_thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
@@ -159,10 +166,10 @@ ACTIVITYNET = Variant(
     inference_topk_divisor=4,
     beta=0.5,
     class_thresh=0.1,
-    act_thresholds=_ACT_THRESHOLDS,
     nms_thresh=0.7,
     nms_alpha=0.35,
-    tiou_thresholds=tuple(0.5 + 0.05 * i for i in range(10)),
+    tiou_thresholds=tuple(np.linspace(0.5, 0.95, 10).tolist()),
+    sampling="activitynet",
 )
 
 VARIANTS = {"thumos14": THUMOS14, "activitynet": ACTIVITYNET}
