@@ -16,6 +16,8 @@ generation; average mAP(0.1:0.7) 0.10% untrained, 63.98% at the last step (300),
 
 import ml_collections
 
+from configs import base
+
 # Values of salx.datasets.synthetic.SyntheticSpec (its feature_dim is
 # config.feature_dim). Kept here explicitly so that the demo's numbers do not move
 # when the generator's defaults do. Actions are twice as strong and backgrounds half
@@ -54,43 +56,21 @@ SYNTHETIC_SPEC = dict(
 
 
 def get_config() -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict()
-
+  config = base.get_config()
   # Data: generated on first use into data_dir ('' = ~/.cache/salx/synthetic-<hash>).
   config.dataset = "synthetic"
-  config.data_dir = ""
   config.layout = "sal"
-  config.cache_data = True
-  config.check_data = "full"
   config.synthetic = ml_collections.ConfigDict(SYNTHETIC_SPEC)
-
   # Model: the THUMOS14 code path at a small width.
-  config.variant = "thumos14"
-  config.num_classes = 0
-  config.feature_dim = 2048
   config.hidden_dim = 64
-  config.dropout_rate = 0.5
-  config.compute_dtype = "float32"
-
   # Training.
   config.num_segments = 128
   config.batch_size = 8
   config.num_steps = 300
   config.learning_rate = 3e-4
-  config.weight_decay = 5e-4
-  config.seed = 0
-
-  # Evaluation.
+  # Evaluation, checkpoints and logs.
   config.eval_every = 50
   config.eval_start_step = 50
-  config.eval_batch_size = 16
-  config.eval_keep_all_if_shorter = False
-  config.eval_untrained = True
-  config.eval_checkpoint = "best"
-
-  # Checkpoints and logs.
   config.checkpoint_every = 100
-  config.keep_checkpoints = 2
   config.log_every = 25
-  config.distributed = False
   return config

@@ -1,15 +1,20 @@
 """The configs: the authors' hyperparameters, run commands, command-line overrides."""
 
 import dataclasses
-import importlib.util
 import pathlib
 
 from absl import flags
 from ml_collections import config_flags
 import pytest
 
+import configs.activitynet12
+import configs.activitynet13
+import configs.base
+import configs.synthetic
+import configs.thumos
 from salx.app import data
 from salx.app import run_config
+from salx.core import variants
 from salx.datasets import synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -22,10 +27,7 @@ FIELDS = ("dataset", "data_dir", "layout", "variant", "num_classes", "feature_di
 
 
 def load(name):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return getattr(configs, name)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -87,12 +89,23 @@ def test_command_line_overrides_any_field():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("dataset", "kinetics", "dataset"), ("variant", "x", "variant"),
-    ("compute_dtype", "float16", "compute_dtype"), ("eval_every", 0, "eval_every"),
-    ("check_data", "some", "check_data"), ("seed", -1, "seed")])
+    ("dataset", "kinetics", "config.dataset"), ("variant", "x", "config.variant"),
+    ("compute_dtype", "float16", "config.compute_dtype"),
+    ("eval_every", 0, "config.eval_every"), ("check_data", "some", "config.check_data"),
+    ("seed", -1, "config.seed"), ("learning_rate", -1e-4, "config.learning_rate"),
+    ("sal.nms_thresh", 1.5, "config.sal.nms_thresh"),
+    ("sal.loss_weights.mix", -1.0, "config.sal.loss_weights.mix"),
+    ("sal.act_thresholds", (0.5, 1.5), "config.sal.act_thresholds"),
+    ("sal.encoder_kernel", 4, "config.sal.encoder_kernel"),
+    ("num_segments", 16, "largest top-k"),
+    ("variant", "activitynet", "config.sal holds the 'thumos14' code path")])
 def test_bad_fields_are_named(field, value, message):
   config = load("thumos").get_config()
-  config[field] = value
+  *parents, leaf = field.split(".")
+  node = config
+  for key in parents:
+    node = node[key]
+  node[leaf] = value
   with pytest.raises(run_config.ConfigError, match=message):
     run_config.check_config(config)
 
@@ -103,3 +116,29 @@ def test_unknown_synthetic_knob_is_a_config_error():
     config.synthetic.loudness = 3.0
   with pytest.raises(run_config.ConfigError, match="config.synthetic"):
     data.synthetic_spec(config)
+
+
+@pytest.mark.parametrize("name,variant", [("thumos", variants.THUMOS14),
+                                          ("activitynet12", variants.ACTIVITYNET),
+                                          ("activitynet13", variants.ACTIVITYNET)])
+def test_config_sal_holds_every_field_of_the_code_path(name, variant):
+  config = load(name).get_config()
+  fields = {f.name for f in dataclasses.fields(variants.Variant)} - {"num_segments"}
+  assert set(config.sal) == fields
+  assert set(config.sal.loss_weights) == {f.name for f in dataclasses.fields(
+      variants.LossWeights)}
+  assert run_config.make_variant(config) == variant.replace(
+      num_segments=config.num_segments)
+
+
+def test_command_line_overrides_reach_the_variant():
+  argv = ["salx", f"--config={ROOT / 'configs' / 'thumos.py'}",
+          "--config.sal.nms_thresh=0.5", "--config.sal.loss_weights.mix=0",
+          "--config.sal.act_thresholds=(0.2, 0.4)", "--config.num_segments=320"]
+  values = flags.FlagValues()
+  holder = config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
+  values(argv)
+  variant = run_config.make_variant(holder.value)
+  assert (variant.nms_thresh, variant.loss_weights.mix) == (0.5, 0.0)
+  assert variant.act_thresholds == (0.2, 0.4) and variant.num_segments == 320
+  assert variant.loss_weights.mc == variants.THUMOS14.loss_weights.mc

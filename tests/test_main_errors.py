@@ -4,7 +4,6 @@ Each problem names the file at fault, the run stops with exit status 2 before
 training, and the workdir is left untouched.
 """
 
-import importlib.util
 import json
 import pathlib
 import shutil
@@ -13,6 +12,8 @@ import sys
 
 import numpy as np
 import pytest
+
+import configs.thumos
 
 from salx import main
 from salx.datasets import synthetic
@@ -23,11 +24,7 @@ SPEC = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_lengt
 
 
 def thumos_config(data_dir, **overrides):
-  spec = importlib.util.spec_from_file_location("thumos_config",
-                                                ROOT / "configs" / "thumos.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = configs.thumos.get_config()
   config.update(dict(data_dir=str(data_dir), feature_dim=64, hidden_dim=8,
                      num_segments=32, **overrides))
   return config

@@ -5,7 +5,6 @@ the JAX compilation cache (a temporary folder) lets later runs, in this process 
 in the subprocesses, reuse the first run's executables.
 """
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -18,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import configs.synthetic
 
 from salx.app import checkpoint
 from salx.postprocess import evaluation
@@ -38,11 +39,7 @@ TINY_DATA = dict(num_classes=3, num_train=12, num_test=6, min_length=40, max_len
 
 def synthetic_config(**overrides):
   """configs/synthetic.py with `overrides`."""
-  spec = importlib.util.spec_from_file_location("synthetic_config",
-                                                ROOT / "configs" / "synthetic.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
+  config = configs.synthetic.get_config()
   config.update(overrides)
   return config
 
