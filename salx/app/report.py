@@ -149,6 +149,7 @@ def write_json(path: str, data: Any) -> None:
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
       json.dump(data, f, indent=1)
+    os.chmod(tmp, 0o644)   # mkstemp makes 0600; reports are for everyone to read.
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):
