@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging as std_logging
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -42,32 +43,41 @@ EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
 
 
+def _verbose() -> bool:
+  return flags.FLAGS.is_parsed() and flags.FLAGS.verbosity >= 1
+
+
+def _fail(code: int, text: str) -> int:
+  print(f"salx: {text}", file=sys.stderr, flush=True)
+  return code
+
+
 def run(config, workdir: str, mode: str = "train") -> int:
-  """Runs `mode` and returns the exit status; errors are printed, not raised."""
+  """Runs `mode` and returns the exit status; errors are printed as one line.
+
+  0: done (also after SIGTERM); 1: the training diverged, or an internal error;
+  2: a bad config, data folder, checkpoint or workdir.
+  """
   # Imported here so that --help answers at once, and so that a multi-host run can
   # initialise jax.distributed before anything else touches JAX.
-  from salx.core import sharding  # pylint: disable=g-import-not-at-top
-  if config.get("distributed", False):
-    sharding.initialize_distributed(force=True)
-  else:
-    sharding.initialize_distributed()   # Only when JAX_COORDINATOR_ADDRESS is set.
-  from salx.app import run_config  # pylint: disable=g-import-not-at-top
-  from salx.app import train  # pylint: disable=g-import-not-at-top
-  from salx.datasets.errors import DataError  # pylint: disable=g-import-not-at-top
+  from salx.app import errors  # pylint: disable=g-import-not-at-top
   try:
+    from salx.app import run_config  # pylint: disable=g-import-not-at-top
+    run_config.check_config(config)   # Before any folder is made or device used.
+    from salx.core import sharding  # pylint: disable=g-import-not-at-top
+    sharding.initialize_distributed(force=bool(config.get("distributed", False)))
+    from salx.app import train  # pylint: disable=g-import-not-at-top
     if mode == "evaluate":
       train.evaluate_checkpoint(config, workdir)
       return 0
     result = train.train_and_evaluate(config, workdir)
-  except DataError as e:
-    print(f"salx: data error: {e}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
-  except (run_config.ConfigError, FileNotFoundError) as e:
-    print(f"salx: {e}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
-  except train.NonFiniteLossError as e:
-    print(f"salx: training stopped: {e}", file=sys.stderr, flush=True)
-    return EXIT_DIVERGED
+  except Exception as e:  # pylint: disable=broad-except
+    if _verbose():
+      traceback.print_exc()
+    code, text = errors.describe(e)
+    if code == EXIT_DIVERGED and not errors.is_known(e):
+      text += " (run with --verbosity=1 for the traceback)"
+    return _fail(code, text)
   if result.status == "preempted":
     print(f"salx: SIGTERM: checkpointed step {result.step} in {workdir}; run the same "
           "command to resume.", file=sys.stderr, flush=True)
@@ -81,16 +91,36 @@ def _quiet_libraries(record) -> bool:
   return record.levelno >= std_logging.WARNING or not noisy
 
 
+def parse_flags(argv):
+  """absl's flag parsing, with a bad flag or config override as one line and exit 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = " ".join(str(e).split())
+    print(f"salx: bad flag: {message} (see --help)", file=sys.stderr, flush=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def main(argv):
+  from salx.app import console  # pylint: disable=g-import-not-at-top
+  console.show_library_logs(_verbose())
   logging.get_absl_handler().addFilter(_quiet_libraries)
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sys.exit(_fail(EXIT_BAD_INPUT, f"unexpected arguments: {argv[1:]}"))
   config = _CONFIG.value
   if config is None:
-    raise app.UsageError("--config is required (e.g. --config=configs/synthetic.py)")
-  logging.info("salx %s in %s with config:\n%s", _MODE.value, _WORKDIR.value, config)
-  sys.exit(run(config, _WORKDIR.value, _MODE.value))
+    sys.exit(_fail(EXIT_BAD_INPUT,
+                   "--config is required (e.g. --config=configs/synthetic.py)"))
+  code = run(config, _WORKDIR.value, _MODE.value)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  if code:
+    # Background threads (input prefetch, async checkpointing, writers) must not
+    # keep a failed run alive: everything worth keeping is already on disk.
+    std_logging.shutdown()
+    os._exit(code)  # pylint: disable=protected-access
+  sys.exit(0)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

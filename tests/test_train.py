@@ -23,6 +23,7 @@ import configs.synthetic
 from salx.app import checkpoint
 from salx.postprocess import evaluation
 from salx.app import data
+from salx.app import errors
 from salx.app import evaluator
 from salx.app import run_config
 from salx.app import train
@@ -120,7 +121,7 @@ def _read(path):
 
 
 def _without_config(metrics):
-  return {k: v for k, v in metrics.items() if k != "config"}
+  return {k: v for k, v in metrics.items() if k not in ("config", "sal")}
 
 
 # ----------------------------------------------------------------------------
@@ -131,7 +132,8 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   jit_train_step = sharding.jit_train_step
   monkeypatch.setattr(sharding, "jit_train_step",
                       lambda *a, **k: jitted.append(jit_train_step(*a, **k)) or jitted[-1])
-  result = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  config = tiny_config(data_dir)
+  result = train.train_and_evaluate(config, str(tmp_path))
 
   assert result.status == "completed" and result.step == 30
   assert jitted[0]._cache_size() == 1   # One shape: the step compiled once.
@@ -154,6 +156,19 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert _without_config(_read(tmp_path / "metrics.json")) == json.loads(
       json.dumps(metrics))
   assert (tmp_path / "report.txt").read_text().strip() == result.table
+  saved = _read(tmp_path / "metrics.json")
+  assert saved["sal"]["nms_thresh"] == config.sal.nms_thresh
+  assert saved["sal"]["num_segments"] == config.num_segments
+  assert [h["step"] for h in saved["train_history"]] == list(range(5, 31, 5))
+  # A quiet console: the header, a line per log_every steps and per evaluation,
+  # the table; the full log (config dump included) in log.txt.
+  lines = [l for l in printed.splitlines() if l and l not in result.table]
+  assert lines[0].startswith("data:") and lines[2].startswith("devices:")
+  assert sum(l.startswith("step ") for l in lines) == 30 // 5
+  assert sum(l.startswith("eval step ") for l in lines) == 3
+  assert len(lines) <= 3 + 1 + 6 + 3, lines
+  log = (tmp_path / "log.txt").read_text()
+  assert "with config:" in log and "nms_thresh" in log
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
 
   # The predictions files score what the report says.
@@ -264,7 +279,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     return train_step
 
   monkeypatch.setattr(train_step_lib, "make_train_step", poisoned)
-  with pytest.raises(train.NonFiniteLossError) as error:
+  with pytest.raises(errors.NonFiniteLossError) as error:
     train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   message = str(error.value)
   if poison == "loss":

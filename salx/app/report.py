@@ -137,6 +137,7 @@ def final_report(progress: Record, *, title: str, eval_every: int,
       "last": last,
       "best": None if best is None else dict(best, selection=SELECTED_ON_TEST),
       "history": progress.get("history", []),
+      "train_history": progress.get("train_history", []),
   }
   return table, metrics
 

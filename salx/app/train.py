@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import sys
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 from absl import logging
@@ -39,7 +40,9 @@ import ml_collections
 import numpy as np
 
 from salx.app import checkpoint as checkpoint_lib
+from salx.app import console
 from salx.app import data as data_lib
+from salx.app import errors
 from salx.app import evaluator as evaluator_lib
 from salx.app import preemption
 from salx.app import report
@@ -52,10 +55,6 @@ from salx.core import variants
 from salx.datasets import input_pipeline
 from salx.datasets import layouts
 from salx.postprocess import localization
-
-
-class NonFiniteLossError(RuntimeError):
-  """The training loss became NaN or infinite; the run stopped."""
 
 
 # ----------------------------------------------------------------------------
@@ -95,7 +94,8 @@ def _all_finite(tree) -> jax.Array:
 
 
 def write_train_metrics(writer: metric_writers.MetricWriter, pending: list,
-                        last_good_step: Optional[int], latest_dir: str) -> None:
+                        last_good_step: Optional[int], latest_dir: str
+                        ) -> Optional[Dict[str, float]]:
   """Brings the pending step metrics to the host, checks them, writes their means.
 
   Args:
@@ -103,11 +103,14 @@ def write_train_metrics(writer: metric_writers.MetricWriter, pending: list,
     last_good_step: the newest checkpoint's step, for the error message.
     latest_dir: where that checkpoint lives.
 
+  Returns:
+    {name: mean over the pending steps}, or None when nothing was pending.
+
   Raises:
-    NonFiniteLossError: a loss is NaN or infinite (nothing after it is saved).
+    errors.NonFiniteLossError: a loss is NaN or infinite (nothing after it is saved).
   """
   if not pending:
-    return
+    return None
   steps = [step for step, _ in pending]
   host = jax.device_get([metrics for _, metrics in pending])
   losses = np.asarray([m["loss"] for m in host], np.float64)
@@ -117,20 +120,21 @@ def write_train_metrics(writer: metric_writers.MetricWriter, pending: list,
            f"{latest_dir}" if last_good_step is not None else
            "no checkpoint had been saved yet")
   if bad_inputs.size:
-    raise NonFiniteLossError(
+    raise errors.NonFiniteLossError(
         f"the training batch of step {steps[bad_inputs[0]]} holds "
         f"{int(host[bad_inputs[0]]['bad_videos'])} video(s) with NaN or infinite "
         "features or without a positive label; the run stopped without saving, and "
         f"{where}. Find the files with python -m salx.datasets.check.")
   if bad.size:
-    raise NonFiniteLossError(
+    raise errors.NonFiniteLossError(
         f"the training loss is {losses[bad[0]]} at step {steps[bad[0]]} (NaN or "
         f"infinite); the run stopped without saving the diverged state, and {where}. "
         "Resuming replays the same steps: lower --config.learning_rate, use "
         "--config.compute_dtype=float32, or check the features with "
         "python -m salx.datasets.check.")
-  means = {f"train/{k}": float(np.mean([m[k] for m in host])) for k in host[0]}
-  writer.write_scalars(steps[-1], means)
+  means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+  writer.write_scalars(steps[-1], {f"train/{k}": v for k, v in means.items()})
+  return means
 
 
 def _flat(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -190,21 +194,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   Raises:
     ConfigError: an unusable config.
     DataError: a missing or broken data folder (before any training).
-    NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint
+    errors.NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint
       stays in workdir/checkpoints).
   """
   run_config.check_config(config)
   workdir = os.path.abspath(os.path.expanduser(workdir))
   is_chief = jax.process_index() == 0
+  out = console.Console(enabled=is_chief)
 
   # 1. Data.
   source = data_lib.open_data(config)
   data_lib.check_data(source, config.check_data,
-             "thumos14" if config.dataset == "synthetic" else config.dataset)
+                      "thumos14" if config.dataset == "synthetic" else config.dataset)
   num_classes = data_lib.num_classes_of(config, source)
-  logging.info("Data: %s, %d classes, %d train / %d test videos (%s layout at %s).",
-               config.dataset, num_classes, len(source.video_names("train")),
-               len(source.video_names("test")), source.layout, source.data_dir)
+  num_train = len(source.video_names("train"))
+  if config.batch_size > num_train:
+    raise ConfigError(f"config.batch_size = {config.batch_size} is larger than the "
+                      f"{num_train} training videos of {source.data_dir}")
 
   # 2. Model, mesh, state.
   variant = run_config.make_variant(config)
@@ -219,12 +225,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   train_step = sharding.jit_train_step(
       train_step_lib.make_train_step(model, variant), mesh)
   evaluator = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)
-  logging.info("Model: %d parameters on a mesh of %d devices (%d processes).",
-               sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
-               mesh.devices.size, jax.process_count())
 
   # 3. Resume, or start from the untrained model.
   os.makedirs(workdir, exist_ok=True)
+  log_file = console.keep_log_file(workdir) if is_chief else None
+  logging.info("salx run in %s with config:\n%s", workdir, config)
+  out.header(
+      data=(f"{config.dataset}, {num_classes} classes, {num_train} train / "
+            f"{len(source.video_names('test'))} test videos ({source.layout} layout at "
+            f"{source.data_dir})"),
+      model=(f"SAL, {variant.name} code path, hidden {config.hidden_dim}, T "
+             f"{config.num_segments}, batch {config.batch_size}"),
+      num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
+      devices=(f"{mesh.devices.size} x {jax.devices()[0].platform} "
+               f"({jax.process_count()} process(es))"))
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   ckpts = checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints)
   restored = ckpts.restore_latest(state)
@@ -241,16 +255,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     if changed:
       logging.warning("Resuming with a config that differs from the checkpoint's: "
                       "%s", changed)
-    logging.info("Resumed from step %d in %s.", start_step, ckpts.latest_dir)
+    out.line(f"resumed from step {start_step} in {ckpts.latest_dir}")
   else:
     start_step = 0
     progress = {"config": config.to_dict(), "untrained": None, "last": None,
-                "best": None, "history": []}
+                "best": None, "history": [], "train_history": []}
     writer.write_hparams({k: v for k, v in _flat(config.to_dict()).items()
                           if isinstance(v, (int, float, str, bool))})
     if config.eval_untrained:
       progress["untrained"], _ = evaluator(state.params, 0)
       writer.write_scalars(0, report.scalars(progress["untrained"]))
+      out.line(f"untrained: test average mAP "
+               f"{100 * progress['untrained']['average_mAP']:.2f}%")
   ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
 
   # 4. Train.
@@ -265,6 +281,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   watch = preemption.PreemptionWatch()
   pending = []   # (step, device metrics) since the last host sync.
   status, step = "completed", start_step
+  out.start(start_step)
   try:
     with metric_writers.ensure_flushes(writer):
       for step in range(start_step + 1, config.num_steps + 1):
@@ -280,8 +297,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                                and step % config.eval_every == 0)
         save = is_last or preempted or step % config.checkpoint_every == 0
         if evaluate or save or step % config.log_every == 0:
-          write_train_metrics(writer, pending, ckpts.latest_step(), ckpts.latest_dir)
+          means = write_train_metrics(writer, pending, ckpts.latest_step(),
+                                      ckpts.latest_dir)
           pending = []
+          progress.setdefault("train_history", []).append(dict(step=step, **means))
+          if step % config.log_every == 0 or is_last:
+            out.step(step, config.num_steps, means["loss"])
 
         if evaluate:
           with report_progress.timed("eval"):
@@ -295,12 +316,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
             progress["best"] = record
             ckpts.save_best(step, state.params, record)
             _write_predictions(workdir, "best", step, localized)
-            logging.info("Step %d: new best average mAP %.4f.", step,
-                         record["average_mAP"])
+          best = progress["best"]
+          out.evaluation(step, record["average_mAP"], best["average_mAP"], best["step"])
 
         if save:
           if not bool(_all_finite(state.params)):
-            raise NonFiniteLossError(
+            raise errors.NonFiniteLossError(
                 f"the parameters hold NaN or infinite values at step {step}; the run "
                 f"stopped without saving them (last good checkpoint: step "
                 f"{ckpts.latest_step()} in {ckpts.latest_dir})")
@@ -315,6 +336,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   finally:
     watch.close()
     ckpts.close()   # Waits for the saves in flight: they hold good states only.
+    if status != "completed" or sys.exc_info()[0] is not None:
+      console.close_log_file(log_file)
 
   # 5. Report.
   if status == "preempted":
@@ -325,10 +348,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   if is_chief:
     print(table, flush=True)
     report.write_json(os.path.join(workdir, "metrics.json"),
-                      dict(metrics, config=config.to_dict()))
+                      dict(metrics, config=config.to_dict(),
+                           sal=dataclasses.asdict(variant)))
     with open(os.path.join(workdir, "report.txt"), "w", encoding="utf-8") as f:
       f.write(table + "\n")
   writer.close()
+  console.close_log_file(log_file)
   return RunResult(status, step, metrics, table)
 
 
