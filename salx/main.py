@@ -20,10 +20,11 @@ import os
 import sys
 import traceback
 
-from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from salx import cli
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "synthetic.py")
@@ -91,23 +92,19 @@ def _quiet_libraries(record) -> bool:
   return record.levelno >= std_logging.WARNING or not noisy
 
 
-def parse_flags(argv):
-  """absl's flag parsing, with a bad flag or config override as one line and exit 2."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    message = " ".join(str(e).split())
-    print(f"salx: bad flag: {message} (see --help)", file=sys.stderr, flush=True)
-    sys.exit(EXIT_BAD_INPUT)
-
-
 def main(argv):
   from salx.app import console  # pylint: disable=g-import-not-at-top
   console.show_library_logs(_verbose())
   logging.get_absl_handler().addFilter(_quiet_libraries)
   if len(argv) > 1:
     sys.exit(_fail(EXIT_BAD_INPUT, f"unexpected arguments: {argv[1:]}"))
-  config = _CONFIG.value
+  try:
+    config = _CONFIG.value
+    if config is not None:
+      list(config.keys())   # A config file that failed to load raises here.
+  except Exception as e:  # pylint: disable=broad-except
+    reason = str(e).strip().splitlines()[-1].strip()
+    sys.exit(_fail(EXIT_BAD_INPUT, f"cannot load the config file: {reason}"))
   if config is None:
     sys.exit(_fail(EXIT_BAD_INPUT,
                    "--config is required (e.g. --config=configs/synthetic.py)"))
@@ -123,4 +120,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

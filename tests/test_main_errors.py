@@ -143,3 +143,54 @@ def test_bad_config_field(data, tmp_path, capsys):
   status, err = _run(thumos_config(data, compute_dtype="float8"), tmp_path / "run",
                      capsys)
   assert status == main.EXIT_BAD_INPUT and "compute_dtype" in err
+
+
+def _cli(tmp_path, *args, timeout=120):
+  """`python -m salx.main` on the demo config; (exit code, stderr)."""
+  proc = subprocess.run(
+      [sys.executable, "-m", "salx.main", "--config=configs/synthetic.py",
+       f"--workdir={tmp_path / 'run'}", *args], cwd=ROOT, capture_output=True,
+      text=True, timeout=timeout,
+      env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)})
+  return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--config.no_such_field=1"], "--config.no_such_field: the config has no field"),
+    (["--config.sal.no_such=1"], "--config.sal.no_such: the config has no field"),
+    (["--config.learning_rate=fast"], "--config.learning_rate=fast"),
+    (["--config.learning_rate=-0.1"], "config.learning_rate must be positive"),
+    (["--config.num_segments=16"], "smaller than the largest top-k"),
+    (["--config.sal.nms_thresh=0"], "config.sal.nms_thresh must be in (0, 1]"),
+    (["--config=configs/no_such_config.py"], "cannot load the config file"),
+    (["--mode=fly"], "bad flag"),
+])
+def test_config_mistakes_are_one_line_and_exit_2_before_the_workdir(tmp_path, args,
+                                                                     message):
+  code, err = _cli(tmp_path, *args)
+  assert code == main.EXIT_BAD_INPUT, err[-2000:]
+  assert message in err and "Traceback" not in err
+  assert len(err.strip().splitlines()) == 1, err
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
+  bad = tmp_path / "bad_config.py"
+  bad.write_text("def get_config(:\n")
+  code, err = _cli(tmp_path, f"--config={bad}")
+  assert code == main.EXIT_BAD_INPUT and "SyntaxError" in err and "bad_config.py" in err
+  assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_help_exits_0(tmp_path):
+  proc = subprocess.run([sys.executable, "-m", "salx.main", "--help"], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0 and "--workdir" in proc.stdout
+
+
+def test_batch_larger_than_the_training_split(data, tmp_path, capsys):
+  status, err = _run(thumos_config(data, batch_size=8, check_data="none"),
+                     tmp_path / "run", capsys)
+  assert status == main.EXIT_BAD_INPUT
+  assert "config.batch_size = 8 is larger than the 4 training videos" in err
+  assert not (tmp_path / "run").exists()
