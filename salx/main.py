@@ -67,9 +67,10 @@ def run(config, workdir: str, mode: str = "train") -> int:
     run_config.check_config(config)   # Before any folder is made or device used.
     from salx.core import sharding  # pylint: disable=g-import-not-at-top
     sharding.initialize_distributed(force=bool(config.get("distributed", False)))
+    from salx.app import evaluate_run  # pylint: disable=g-import-not-at-top
     from salx.app import train  # pylint: disable=g-import-not-at-top
     if mode == "evaluate":
-      train.evaluate_checkpoint(config, workdir)
+      evaluate_run.evaluate_checkpoint(config, workdir)
       return 0
     result = train.train_and_evaluate(config, workdir)
   except Exception as e:  # pylint: disable=broad-except

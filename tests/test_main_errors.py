@@ -194,3 +194,9 @@ def test_batch_larger_than_the_training_split(data, tmp_path, capsys):
   assert status == main.EXIT_BAD_INPUT
   assert "config.batch_size = 8 is larger than the 4 training videos" in err
   assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_without_a_run_creates_nothing(tmp_path):
+  code, err = _cli(tmp_path, "--mode=evaluate")
+  assert code == main.EXIT_BAD_INPUT and "no best checkpoint to evaluate" in err
+  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

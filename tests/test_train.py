@@ -24,6 +24,7 @@ from salx.app import checkpoint
 from salx.postprocess import evaluation
 from salx.app import data
 from salx.app import errors
+from salx.app import evaluate_run
 from salx.app import evaluator
 from salx.app import run_config
 from salx.app import train
@@ -192,7 +193,7 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
 
   # --mode=evaluate: the best and the latest checkpoints give their records back.
   for which, expected in (("best", metrics["best"]), ("latest", metrics["last"])):
-    record, table = train.evaluate_checkpoint(
+    record, table = evaluate_run.evaluate_checkpoint(
         tiny_config(data_dir, eval_checkpoint=which), str(tmp_path))
     assert record["step"] == expected["step"] and f"{which} checkpoint" in table
     assert record["mAP"] == expected["mAP"]
@@ -209,7 +210,7 @@ def test_classes_without_test_instances_are_left_out(tmp_path):
   mesh = sharding.make_mesh()
   ev = evaluator.TestEvaluator(model, source, variant, config, mesh)
   assert ev.unevaluated.size == 2
-  params = train.init_state(model, variant, config, jax.random.key(0), mesh).params
+  params = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh).params
   record, localized = ev(params, 0)
   assert list(record["per_class_AP"]) == list(ev.ground_truth.class_names)
   kept = {d["label"] for loc in localized.values() for d in loc.detections}
@@ -293,7 +294,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert ckpts.latest_step() == 10
     config = tiny_config(data_dir)
     variant = run_config.make_variant(config)
-    template = train.init_state(run_config.make_model(config, 3, variant), variant, config,
+    template = evaluate_run.init_state(run_config.make_model(config, 3, variant), variant, config,
                                 jax.random.key(0), sharding.make_mesh())
     state, progress = ckpts.restore_latest(template)
   assert int(state.step) == 10 and progress["last"]["step"] == 10

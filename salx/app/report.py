@@ -156,3 +156,19 @@ def write_json(path: str, data: Any) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def run_title(config, source, variant) -> str:
+  """The report's first line: the code path, the model size and the data."""
+  return (f"SAL ({variant.name} code path, hidden {config.hidden_dim}, T "
+          f"{config.num_segments}, batch {config.batch_size}) on {config.dataset} at "
+          f"{source.data_dir}")
+
+
+def write_predictions(workdir: str, which: str, step: int, localized) -> None:
+  """workdir/predictions_<which>.json: ActivityNet detection JSON (process 0)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from salx.postprocess import localization  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    write_json(os.path.join(workdir, f"predictions_{which}.json"),
+               localization.detections_json(localized, details=f"salx step {step}"))

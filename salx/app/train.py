@@ -29,7 +29,7 @@ import collections
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional
 
 from absl import logging
 from clu import metric_writers
@@ -43,36 +43,19 @@ from salx.app import checkpoint as checkpoint_lib
 from salx.app import console
 from salx.app import data as data_lib
 from salx.app import errors
+from salx.app import evaluate_run
 from salx.app import evaluator as evaluator_lib
 from salx.app import preemption
 from salx.app import report
 from salx.app import run_config
 from salx.app.run_config import ConfigError
-from salx.core import model as model_lib
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
-from salx.core import variants
 from salx.datasets import input_pipeline
-from salx.datasets import layouts
-from salx.postprocess import localization
 
 
 # ----------------------------------------------------------------------------
 # State and training helpers.
-
-
-def init_state(model: model_lib.SAL, variant: variants.Variant,
-               config: ml_collections.ConfigDict, rng: jax.Array,
-               mesh) -> train_step_lib.TrainState:
-  """A fresh TrainState, created directly replicated over the mesh."""
-  tx = train_step_lib.make_optimizer(config.learning_rate, config.weight_decay)
-
-  def create(key):
-    return train_step_lib.create_train_state(
-        model, variant, key, input_shape=(2, config.num_segments, config.feature_dim),
-        tx=tx)
-
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))(rng)
 
 
 def device_batches(host_batches: Iterator[Dict[str, np.ndarray]], mesh,
@@ -153,21 +136,6 @@ def _changed_fields(saved: Dict[str, Any], current: Dict[str, Any]) -> Dict[str,
           if saved.get(k) != current.get(k)}
 
 
-def _title(config: ml_collections.ConfigDict, source: layouts.FeatureSource,
-           variant: variants.Variant) -> str:
-  return (f"SAL ({variant.name} code path, hidden {config.hidden_dim}, T "
-          f"{config.num_segments}, batch {config.batch_size}) on {config.dataset} at "
-          f"{source.data_dir}")
-
-
-def _write_predictions(workdir: str, which: str, step: int,
-                       localized: Dict[str, localization.VideoLocalization]) -> None:
-  """workdir/predictions_<which>.json: ActivityNet detection JSON (process 0)."""
-  if jax.process_index() == 0:
-    report.write_json(os.path.join(workdir, f"predictions_{which}.json"),
-                      localization.detections_json(localized, details=f"salx step {step}"))
-
-
 @dataclasses.dataclass
 class RunResult:
   """What `train_and_evaluate` ends with.
@@ -221,7 +189,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   except ValueError as e:
     raise ConfigError(f"config.batch_size: {e}") from None
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  state = init_state(model, variant, config, init_rng, mesh)
+  state = evaluate_run.init_state(model, variant, config, init_rng, mesh)
   train_step = sharding.jit_train_step(
       train_step_lib.make_train_step(model, variant), mesh)
   evaluator = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)
@@ -311,11 +279,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
           progress["last"] = record
           progress["history"].append(report.summary(record))
           if is_last:
-            _write_predictions(workdir, "last", step, localized)
+            report.write_predictions(workdir, "last", step, localized)
           if report.is_better(record, progress["best"]):
             progress["best"] = record
             ckpts.save_best(step, state.params, record)
-            _write_predictions(workdir, "best", step, localized)
+            report.write_predictions(workdir, "best", step, localized)
           best = progress["best"]
           out.evaluation(step, record["average_mAP"], best["average_mAP"], best["step"])
 
@@ -343,7 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   if status == "preempted":
     return RunResult(status, step, {}, "")
   table, metrics = report.final_report(
-      progress, title=_title(config, source, variant),
+      progress, title=report.run_title(config, source, variant),
       eval_every=config.eval_every, eval_start_step=config.eval_start_step)
   if is_chief:
     print(table, flush=True)
@@ -355,42 +323,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   writer.close()
   console.close_log_file(log_file)
   return RunResult(status, step, metrics, table)
-
-
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
-                        ) -> Tuple[report.Record, str]:
-  """Evaluates the `config.eval_checkpoint` ('best' or 'latest') of `workdir`.
-
-  Writes workdir/predictions_eval_<which>.json and metrics_eval_<which>.json.
-
-  Returns:
-    (the evaluation record, the printed table).
-  """
-  run_config.check_config(config)
-  workdir = os.path.abspath(os.path.expanduser(workdir))
-  source = data_lib.open_data(config)
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
-  mesh = sharding.make_mesh()
-  state = init_state(model, variant, config, jax.random.key(0), mesh)
-  which = config.eval_checkpoint
-  with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
-    if which == "best":
-      restored = ckpts.restore_best(state.params)
-      params, step = (None, None) if restored is None else (restored[0], restored[2])
-    else:
-      restored = ckpts.restore_latest(state)
-      params, step = ((None, None) if restored is None else
-                      (restored[0].params, int(jax.device_get(restored[0].step))))
-  if params is None:
-    raise FileNotFoundError(f"no {which} checkpoint in {workdir} "
-                            f"({ckpts.best_dir if which == 'best' else ckpts.latest_dir})")
-  record, localized = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)(params, step)
-  table = report.format_table([(f"{which} checkpoint", record)],
-                              title=_title(config, source, variant))
-  table += f"\nprotocol: {record['protocol']}"
-  if jax.process_index() == 0:
-    print(table, flush=True)
-    _write_predictions(workdir, f"eval_{which}", step, localized)
-    report.write_json(os.path.join(workdir, f"metrics_eval_{which}.json"), record)
-  return record, table
