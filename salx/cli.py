@@ -43,6 +43,26 @@ def parse_flags(argv: List[str]) -> List[str]:
     sys.exit(fail(f"bad flag: {type(e).__name__}: {_one_line(e)}"))
 
 
+def import_quietly(module: str) -> None:
+  """Imports `module` with file descriptor 2 muted: TensorFlow's C++ start-up prints
+  lines ("All log messages before absl::InitializeLog()...", oneDNN notes) that no
+  setting silences. Python errors still raise; a missing module is ignored."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      try:
+        importlib.import_module(module)
+      except ImportError:
+        pass
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
 def run(main: Callable[[List[str]], None]) -> None:
   """Runs an absl main with salx's flag handling (see the module docstring)."""
   asked_for_help = any(a.split("=")[0] in _HELP for a in sys.argv[1:])

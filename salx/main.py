@@ -65,6 +65,7 @@ def run(config, workdir: str, mode: str = "train") -> int:
   try:
     from salx.app import run_config  # pylint: disable=g-import-not-at-top
     run_config.check_config(config)   # Before any folder is made or device used.
+    cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
     from salx.core import sharding  # pylint: disable=g-import-not-at-top
     sharding.initialize_distributed(force=bool(config.get("distributed", False)))
     from salx.app import evaluate_run  # pylint: disable=g-import-not-at-top
