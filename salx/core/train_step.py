@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,9 +37,16 @@ def make_optimizer(learning_rate: float = 1e-4, weight_decay: float = 5e-4,
   """PyTorch Adam with COUPLED L2 weight decay (SPEC 2.8), not AdamW.
 
   The decay term wd * param is added to the gradient before the moment updates.
+  The learning rate and the decay live in the optimizer state
+  (`opt_state.hyperparams`), so that members trained together under `jax.vmap`
+  can each have their own (`salx.core.members`).
   """
-  return optax.chain(optax.add_decayed_weights(weight_decay),
-                     optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+  def coupled_adam(learning_rate, weight_decay):
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))
+
+  return optax.inject_hyperparams(coupled_adam)(learning_rate=learning_rate,
+                                                weight_decay=weight_decay)
 
 
 class TrainState(train_state.TrainState):
@@ -145,8 +151,8 @@ def make_train_step(model: SAL, variant) -> Callable[..., Tuple[TrainState, Dict
     dropout_rng = jax.random.fold_in(rng, state.step)
 
     def loss_fn(params):
-      outputs = state.apply_fn({"params": params}, features, train=True,
-                               rngs={"dropout": dropout_rng})
+      outputs = model.apply({"params": params}, features, train=True,
+                            rngs={"dropout": dropout_rng})
       dtype = _loss_dtype(outputs.cas.dtype)
       outputs = jax.tree_util.tree_map(lambda a: a.astype(dtype), outputs)
       total, (terms, aux) = losses.sal_loss(outputs, labels.astype(dtype),
