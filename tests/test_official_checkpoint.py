@@ -72,10 +72,15 @@ def _ints(values):
   return b"(" + b"".join(_int(v) for v in values) + b"t"
 
 
-def _tensor(key, numel, size, stride, offset=b"", storage="FloatStorage", view=b""):
-  """_rebuild_tensor_v2 of storage `key`; `offset` and a legacy `view` are raw opcodes."""
-  pid = (b"(" + _str("storage") + _global("torch", storage) + _str(key) + _str("cuda:0")
-         + _int(numel) + view + b"tQ")
+def _storage(key, numel, storage="torch.FloatStorage", view=b""):
+  """The persistent id of storage `key`; a legacy `view` is raw opcodes."""
+  return (b"(" + _str("storage") + _global(*storage.rsplit(".", 1)) + _str(key)
+          + _str("cuda:0") + _int(numel) + view + b"tQ")
+
+
+def _tensor(key, numel, size, stride, offset=b"", storage="torch.FloatStorage", view=b""):
+  """_rebuild_tensor_v2 of storage `key`; `offset` is raw opcodes (default 0)."""
+  pid = _storage(key, numel, storage, view)
   return (_global("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + (offset or _int(0))
           + _ints(size) + _ints(stride) + b"\x89" + _global("collections", "OrderedDict")
           + b")RtR")
@@ -171,11 +176,11 @@ def test_official_checkpoint_gives_the_authors_outputs(model_key, no_torch):
 
 
 def test_official_checkpoint_allow_list_is_exactly_tensors_storages_and_ordered_dicts():
-  storages = {"Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
-              "Bool", "ComplexDouble", "ComplexFloat", "Untyped"}
+  typed = {"Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte",
+           "Bool", "ComplexDouble", "ComplexFloat"}
   assert torch_format.ALLOWED_GLOBALS == {
       "torch._utils._rebuild_tensor_v2", "collections.OrderedDict",
-      *(f"torch.{s}Storage" for s in storages)}
+      "torch.storage.UntypedStorage", *(f"torch.{s}Storage" for s in typed)}
 
 
 class _Protocol4Payload:
@@ -297,27 +302,29 @@ def test_official_checkpoint_reader_honours_offsets_strides_dtypes_and_byte_orde
   bf16 = np.array([1.5, -2.0, 3.25], np.float32)
   records = {"0": storage.astype("<f4").tobytes(), "1": np.array([7, -9], "<i8").tobytes(),
              "2": (bf16.view("<u4") >> 16).astype("<u2").tobytes(),
-             "3": np.array([0.5, 2.0], "<f2").tobytes()}
+             "3": np.array([0.5, 2.0], "<f2").tobytes(), "4": b"\x01\x02\xff"}
   pkl = _state_pickle(
       full=_tensor("0", 12, (3, 4), (4, 1)),
       strided=_tensor("0", 12, (3, 2), (1, 3), _int(1)),
       tail=_tensor("0", 12, (4,), (1,), _int(8)),
       scalar=_tensor("0", 12, (), (), _int(5)),
       empty=_tensor("0", 12, (0, 3), (3, 1)),
-      long=_tensor("1", 2, (2,), (1,), storage="LongStorage"),
-      bf16=_tensor("2", 3, (3,), (1,), storage="BFloat16Storage"),
-      half=_tensor("3", 2, (2, 1), (1, 1), storage="HalfStorage"))
+      long=_tensor("1", 2, (2,), (1,), storage="torch.LongStorage"),
+      bf16=_tensor("2", 3, (3,), (1,), storage="torch.BFloat16Storage"),
+      half=_tensor("3", 2, (2, 1), (1, 1), storage="torch.HalfStorage"),
+      raw=_storage("4", 3, "torch.storage.UntypedStorage"))
   if layout == "zip":
     path = _zip_file(tmp_path / "c.pkl", pkl, records)
   else:
-    sizes = {"0": 12, "1": 2, "2": 3, "3": 2}
+    sizes = {"0": 12, "1": 2, "2": 3, "3": 2, "4": 3}
     path = _legacy_file(tmp_path / "c.pkl", pkl, {k: (sizes[k], v) for k, v in records.items()})
   got = torch_format.read_torch_file(path)
   assert isinstance(got, collections.OrderedDict)
   strided = np.lib.stride_tricks.as_strided(storage[1:], (3, 2), (4, 12))
   want = {"full": storage.reshape(3, 4), "strided": strided, "tail": storage[8:],
           "scalar": np.float32(5), "empty": np.zeros((0, 3), np.float32),
-          "long": np.array([7, -9]), "bf16": bf16, "half": np.array([[0.5], [2.0]], np.float16)}
+          "long": np.array([7, -9]), "bf16": bf16, "half": np.array([[0.5], [2.0]], np.float16),
+          "raw": np.array([1, 2, 255], np.uint8)}
   assert list(got) == list(want)
   for name, value in want.items():
     assert got[name].dtype == np.asarray(value).dtype, name
@@ -329,7 +336,7 @@ def test_official_checkpoint_reader_honours_offsets_strides_dtypes_and_byte_orde
   if layout == "zip":  # The same values, stored big-endian.
     big = {"0": storage.astype(">f4").tobytes(), "1": np.array([7, -9], ">i8").tobytes(),
            "2": (bf16.view("<u4") >> 16).astype(">u2").tobytes(),
-           "3": np.array([0.5, 2.0], ">f2").tobytes()}
+           "3": np.array([0.5, 2.0], ">f2").tobytes(), "4": b"\x01\x02\xff"}
     got = torch_format.read_torch_file(_zip_file(tmp_path / "big.pkl", pkl, big, b"big"))
     for name, value in want.items():
       assert got[name].dtype.isnative, name

@@ -128,7 +128,10 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
 _GLOBALS: Dict[str, Any] = {
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
     "collections.OrderedDict": collections.OrderedDict,
-    **{f"torch.{name}": _StorageType(name) for name in _STORAGE_DTYPES},
+    # torch pickles the typed storage classes as torch.<X>Storage, the untyped one
+    # under the module that defines it.
+    **{("torch.storage." if name == "UntypedStorage" else "torch.") + name: _StorageType(name)
+       for name in _STORAGE_DTYPES},
 }
 ALLOWED_GLOBALS = frozenset(_GLOBALS)
 
@@ -210,7 +213,7 @@ def _materialize(obj, fetch: Callable[[_StorageRef], np.ndarray] | None):
     if isinstance(value, _StorageType):
       raise _Bad(f"the pickle holds the storage class {value.name} itself")
     if isinstance(value, dict):  # dict and OrderedDict: rebuilt, attributes dropped.
-      return type(value)((k, walk(v)) for k, v in value.items())
+      return type(value)((k, walk(v)) for k, v in dict.items(value))
     if isinstance(value, list):
       return [walk(v) for v in value]
     if isinstance(value, tuple):
