@@ -57,7 +57,8 @@ def test_checkpoint_dims_from_names_and_shapes():
         encoder_name=encoder, variant=variant.name)
   torch_names = convert.params_to_torch(_params())
   narrow = dict(torch_names, **{"cls.0.weight": np.zeros((5, 8, 1))})
-  with pytest.raises(ValueError, match=r"ckpt.pkl: inconsistent widths: .*cls.0.weight \(5, 8, 1\)"):
+  with pytest.raises(ValueError,
+                     match=r"ckpt.pkl: inconsistent widths: .*cls.0.weight \(5, 8, 1\)"):
     convert.checkpoint_dims(narrow, source="ckpt.pkl")
   flat = dict(torch_names, **{"encoder.0.weight": np.zeros((16, 48))})
   with pytest.raises(ValueError, match=r"ckpt.pkl: .*wrong rank.*encoder.0.weight"):
