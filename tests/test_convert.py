@@ -1,7 +1,5 @@
 """Official PyTorch parameter names <-> salx params."""
 
-import importlib.util
-
 import jax
 import numpy as np
 import pytest
@@ -49,20 +47,19 @@ def test_missing_and_unexpected_names_are_clear_errors():
     convert.params_from_torch(extra)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
-                    reason="torch is installed: the error path cannot be reached")
-def test_reading_a_checkpoint_without_torch_says_how_to_install_it(tmp_path):
-  path = tmp_path / "sal_thumos.pkl"
-  path.write_bytes(b"not read")
-  with pytest.raises(ImportError, match=r"sal_thumos.pkl: .*pip install 'salx\[torch\]'"):
-    convert.load_torch_checkpoint(path)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
-def test_reading_an_official_checkpoint_file(tmp_path):
-  import torch
+def test_checkpoint_dims_from_names_and_shapes():
+  for variant, encoder in ((variants.THUMOS14, "encoder.0"),
+                           (variants.ACTIVITYNET, "base_module.0")):
+    torch_names = convert.params_to_torch(_params(variant), encoder)
+    dims = convert.checkpoint_dims({f"module.{k}": v for k, v in torch_names.items()})
+    assert dims == convert.CheckpointDims(
+        feature_dim=48, hidden_dim=16, num_classes=5, encoder_kernel=variant.encoder_kernel,
+        encoder_name=encoder, variant=variant.name)
   torch_names = convert.params_to_torch(_params())
-  path = tmp_path / "sal_thumos.pkl"
-  torch.save({k: torch.from_numpy(v) for k, v in torch_names.items()}, path)
-  params = convert.load_torch_checkpoint(path)
-  np.testing.assert_array_equal(params["fc"]["kernel"], torch_names["fc.weight"].T)
+  narrow = dict(torch_names, **{"cls.0.weight": np.zeros((5, 8, 1))})
+  with pytest.raises(ValueError,
+                     match=r"ckpt.pkl: inconsistent widths: .*cls.0.weight \(5, 8, 1\)"):
+    convert.checkpoint_dims(narrow, source="ckpt.pkl")
+  flat = dict(torch_names, **{"encoder.0.weight": np.zeros((16, 48))})
+  with pytest.raises(ValueError, match=r"ckpt.pkl: .*wrong rank.*encoder.0.weight"):
+    convert.checkpoint_dims(flat, source="ckpt.pkl")
