@@ -17,6 +17,7 @@ import pytest
 
 from salx.core import convert
 from salx.core import torch_format
+from salx.core import torch_writer
 from salx.core import variants
 from salx.core.model import build_model
 from salx.core.train_step import init_params
@@ -239,7 +240,7 @@ def test_official_checkpoint_code_in_the_pickle_is_refused_without_side_effect(
 def test_official_checkpoint_damaged_files_give_one_line_naming_the_file(tmp_path):
   whole = _small_state()
   good = tmp_path / "good.pkl"
-  torch_format.write_torch_file(whole, good)
+  torch_writer.write_torch_file(whole, good)
   data = good.read_bytes()
   cut = tmp_path / "truncated.pkl"
   cut.write_bytes(data[:len(data) // 2])
@@ -401,24 +402,24 @@ def test_official_checkpoint_writer_replaces_the_file_atomically(tmp_path, monke
   path = tmp_path / "model_best.pth.tar"
   path.write_bytes(b"previous")
   state = _small_state()
-  real = torch_format._add_record  # pylint: disable=protected-access
+  real = torch_writer._add_record  # pylint: disable=protected-access
 
   def failing(zf, name, data):
     if name.endswith("data/3"):
       raise OSError("disk full")
     real(zf, name, data)
 
-  monkeypatch.setattr(torch_format, "_add_record", failing)
+  monkeypatch.setattr(torch_writer, "_add_record", failing)
   with pytest.raises(OSError, match="disk full"):
-    torch_format.write_torch_file(state, path)
+    torch_writer.write_torch_file(state, path)
   assert path.read_bytes() == b"previous"
   assert os.listdir(tmp_path) == ["model_best.pth.tar"]
-  monkeypatch.setattr(torch_format, "_add_record", real)
-  torch_format.write_torch_file(state, path)
+  monkeypatch.setattr(torch_writer, "_add_record", real)
+  torch_writer.write_torch_file(state, path)
   assert os.listdir(tmp_path) == ["model_best.pth.tar"]
   assert list(torch_format.read_torch_file(path)) == list(state)
   with pytest.raises(ValueError, match=r"model_best.pth.tar: cannot write 'w' of dtype object"):
-    torch_format.write_torch_file({"w": np.array([None])}, path)
+    torch_writer.write_torch_file({"w": np.array([None])}, path)
 
 
 # Where torch is installed: torch reads what salx writes, salx reads what torch writes.

@@ -22,6 +22,7 @@ from salx.app import evaluator as evaluator_lib
 from salx.app import report
 from salx.app import run_config
 from salx.app.run_config import ConfigError
+from salx.core import convert
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
 
@@ -77,8 +78,7 @@ def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any
       raise FileNotFoundError(f"config.init_checkpoint: {path} holds no best params")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config.init_checkpoint: {path} does not exist")
-  from salx.core import torch_format  # pylint: disable=g-import-not-at-top
-  params = torch_format.load_official_checkpoint(path)
+  params = convert.load_official_checkpoint(path)
   differences = _shape_differences(params, template)
   if differences:
     raise ConfigError(f"config.init_checkpoint: {path} does not fit the config: "

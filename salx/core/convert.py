@@ -24,6 +24,7 @@ from typing import Any, Dict, Mapping
 import numpy as np
 
 from salx.core import torch_format
+from salx.core import torch_writer
 
 # salx module name -> (official module prefix, is a conv layer).
 _CONV_MODULES = ("encoder", "action_rgb", "action_flow", "cls", "cls_rgb", "cls_flow")
@@ -227,4 +228,4 @@ def save_official_checkpoint(params: Mapping[str, Mapping[str, Any]], path: str 
   """
   state_dict = {name: np.asarray(value, dtype=np.float32)
                 for name, value in params_to_torch(params, encoder_name).items()}
-  torch_format.write_torch_file(state_dict, path)
+  torch_writer.write_torch_file(state_dict, path)

@@ -16,7 +16,8 @@ own and refuses every other one. Storage locations ('cuda:0') are ignored; sizes
 checked against the file before anything is allocated.
 
     state = read_torch_file("CAS_Only.pkl")     # {'encoder.0.weight': ndarray [H, D, 3], ...}
-    write_torch_file(state, "out.pkl")          # torch.load reads it back
+
+Writing is `salx.core.torch_writer`.
 """
 
 from __future__ import annotations
@@ -27,19 +28,17 @@ import io
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
-from typing import Any, Callable, Dict, Mapping, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 
 _MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _PROTOCOL_VERSION = 1001
 _CHUNK = 1 << 24
-_ALIGNMENT = 64  # torch aligns each record's data in the zip to 64 bytes.
 
 # torch storage class -> numpy dtype of its elements (bfloat16 is widened to float32).
-_STORAGE_DTYPES = {
+STORAGE_DTYPES = {
     "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2",
     "BFloat16Storage": "bfloat16", "LongStorage": "i8", "IntStorage": "i4",
     "ShortStorage": "i2", "CharStorage": "i1", "ByteStorage": "u1",
@@ -76,9 +75,9 @@ class _StorageType(_StandIn):
   __slots__ = ("name", "raw_dtype", "dtype")
 
   def __init__(self, name: str):
-    bf16 = _STORAGE_DTYPES[name] == "bfloat16"
+    bf16 = STORAGE_DTYPES[name] == "bfloat16"
     self.name = name
-    self.raw_dtype = np.dtype("<u2" if bf16 else _STORAGE_DTYPES[name])
+    self.raw_dtype = np.dtype("<u2" if bf16 else STORAGE_DTYPES[name])
     self.dtype = np.dtype("f4") if bf16 else self.raw_dtype
 
 
@@ -102,7 +101,7 @@ def _is_int(value) -> bool:
   return type(value) is int and value >= 0  # pylint: disable=unidiomatic-typecheck
 
 
-def _contiguous_strides(shape) -> Tuple[int, ...]:
+def contiguous_strides(shape) -> Tuple[int, ...]:
   return tuple(int(s) for s in np.cumprod((1,) + tuple(shape)[:0:-1])[::-1]) if shape else ()
 
 
@@ -131,7 +130,7 @@ _GLOBALS: Dict[str, Any] = {
     # torch pickles the typed storage classes as torch.<X>Storage, the untyped one
     # under the module that defines it.
     **{("torch.storage." if name == "UntypedStorage" else "torch.") + name: _StorageType(name)
-       for name in _STORAGE_DTYPES},
+       for name in STORAGE_DTYPES},
 }
 ALLOWED_GLOBALS = frozenset(_GLOBALS)
 
@@ -196,7 +195,7 @@ def _materialize(obj, fetch: Callable[[_StorageRef], np.ndarray] | None):
       return TensorInfo(tuple(t.shape), t.storage.stype.dtype)
     base = storage(t.storage)
     if t.offset == 0 and int(np.prod(t.shape)) == base.size and (
-        tuple(t.strides) == _contiguous_strides(t.shape) or base.size <= 1):
+        tuple(t.strides) == contiguous_strides(t.shape) or base.size <= 1):
       return base.reshape(t.shape)
     if int(np.prod(t.shape)) == 0:
       return np.zeros(t.shape, base.dtype)
@@ -368,99 +367,3 @@ def read_torch_file(path: str | os.PathLike, *, arrays: bool = True) -> Any:
   except _DAMAGE as e:
     message = f"damaged torch checkpoint ({type(e).__name__}: {e})"
   raise CheckpointFormatError(f"{path}: {' '.join(message.split())}")
-
-
-# ----------------------------------------------------------------------------
-# Writing: the zip format, as torch.save writes an OrderedDict of tensors.
-
-_STORAGE_OF_DTYPE = {np.dtype(v): k for k, v in _STORAGE_DTYPES.items()
-                     if v != "bfloat16" and k != "UntypedStorage"}
-
-
-def _pickle_int(value: int) -> bytes:
-  if 0 <= value < 256:
-    return b"K" + bytes([value])
-  if 0 <= value < 65536:
-    return b"M" + struct.pack("<H", value)
-  data = value.to_bytes((value.bit_length() + 8) // 8, "little", signed=True)
-  return b"\x8a" + bytes([len(data)]) + data
-
-
-def _state_dict_pickle(arrays: Mapping[str, np.ndarray]) -> bytes:
-  """Protocol-2 pickle, opcode by opcode, of OrderedDict(name -> tensor) as torch writes it.
-
-  Each tensor is _rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict()),
-  its storage the persistent id ('storage', torch.<dtype>Storage, key, 'cpu', numel)
-  with keys '0', '1', ... in order.
-  """
-  def text(value: str) -> bytes:
-    data = value.encode("utf-8")
-    return b"X" + struct.pack("<I", len(data)) + data
-
-  def ints(values) -> bytes:
-    return b"(" + b"".join(_pickle_int(int(v)) for v in values) + b"t"
-
-  ordered_dict = b"ccollections\nOrderedDict\n"
-  out = [b"\x80\x02", ordered_dict, b")R("]
-  for key, (name, array) in enumerate(arrays.items()):
-    storage = f"ctorch\n{_STORAGE_OF_DTYPE[array.dtype.newbyteorder('=')]}\n".encode()
-    out += [text(name), b"ctorch._utils\n_rebuild_tensor_v2\n((", text("storage"), storage,
-            text(str(key)), text("cpu"), _pickle_int(array.size), b"tQ", _pickle_int(0),
-            ints(array.shape), ints(_contiguous_strides(array.shape)), b"\x89", ordered_dict,
-            b")RtR"]
-  return b"".join(out + [b"u."])
-
-
-def _add_record(zf: zipfile.ZipFile, name: str, data) -> None:
-  """Adds an uncompressed record whose data starts on a 64-byte boundary, as torch does."""
-  data = memoryview(data).cast("B")
-  info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-  info.file_size = len(data)
-  zip64 = len(data) * 1.05 > zipfile.ZIP64_LIMIT
-  header = 30 + len(name.encode("utf-8")) + 4 + (20 if zip64 else 0)
-  pad = -(zf.fp.tell() + header) % _ALIGNMENT
-  info.extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
-  with zf.open(info, "w", force_zip64=zip64) as out:
-    out.write(data)
-
-
-def write_torch_file(state_dict: Mapping[str, np.ndarray], path: str | os.PathLike,
-                     archive_name: str = "archive") -> None:
-  """Writes name -> array as torch.save writes an OrderedDict of CPU tensors (zip format).
-
-  The file is written next to `path` and renamed over it, so `path` is either left
-  as it was or holds the complete checkpoint.
-
-  Args:
-    state_dict: parameter name -> numpy array (any shape; dtypes with a torch
-      storage: float16/32/64, int8/16/32/64, uint8, bool, complex64/128).
-    path: the file to write.
-    archive_name: folder name of the records inside the zip.
-  """
-  path = os.fspath(path)
-  arrays = {}
-  for name, value in state_dict.items():
-    array = np.asarray(value)
-    if not isinstance(name, str) or array.dtype.newbyteorder("=") not in _STORAGE_OF_DTYPE:
-      raise ValueError(f"{path}: cannot write {name!r} of dtype {array.dtype} as a torch tensor")
-    arrays[name] = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
-  folder = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-        _add_record(zf, f"{archive_name}/data.pkl", _state_dict_pickle(arrays))
-        _add_record(zf, f"{archive_name}/byteorder", b"little")
-        for key, array in enumerate(arrays.values()):
-          _add_record(zf, f"{archive_name}/data/{key}", array.reshape(-1).view(np.uint8))
-        _add_record(zf, f"{archive_name}/version", b"3\n")
-      f.flush()
-      os.fsync(f.fileno())
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
