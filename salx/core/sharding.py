@@ -1,10 +1,13 @@
 """Device mesh, shardings and host-local -> global batches.
 
-One mesh over all devices of all processes with a single 'data' axis. Params,
-optimizer state and mask statistics are replicated; batches are sharded along
-their first (batch) axis. The train step is jitted over the GLOBAL batch, so the
-cross-batch mix-up roll, every top-k and the mask statistics are those of the
-whole batch: results do not depend on the number of devices or hosts.
+One mesh over all devices of all processes with axes ('member', 'data'). One run:
+params, optimizer state and mask statistics are replicated and batches are
+sharded along their first (batch) axis over 'data'. K members (`salx.core.members`):
+the members' states [K, ...] are split over 'member' (8 members on 8 devices: one
+each) and their batches [K, B, ...] over ('member', 'data'). The step is jitted over
+the GLOBAL batch, so the cross-batch mix-up roll, every top-k and the mask
+statistics are those of the whole batch: results do not depend on the number of
+devices or hosts.
 
     mesh = sharding.make_mesh()
     step = sharding.jit_train_step(train_step_fn, mesh)
@@ -22,6 +25,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+MEMBER_AXIS = "member"
 DATA_AXIS = "data"
 
 
@@ -49,10 +53,41 @@ def initialize_distributed(coordinator_address: Optional[str] = None,
   return jax.process_count() > 1
 
 
-def make_mesh(devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
-  """A 1-D mesh with axis 'data' over `devices` (default: all devices of all hosts)."""
-  devices = list(jax.devices() if devices is None else devices)
-  return Mesh(np.asarray(devices), (DATA_AXIS,))
+def member_axis_size(num_members: int, devices_per_process: int) -> int:
+  """Devices of each process that split the members: the largest common divisor."""
+  return int(np.gcd(max(num_members, 1), devices_per_process))
+
+
+def make_mesh(devices: Optional[Sequence[jax.Device]] = None,
+              num_members: int = 1) -> Mesh:
+  """A ('member', 'data') mesh over `devices` (default: all devices of all hosts).
+
+  The member axis lies within each process (its size divides both `num_members`
+  and the devices of a process), so every process feeds its rows of every member's
+  batch; the data axis spans the processes.
+  """
+  devices = sorted(jax.devices() if devices is None else devices,
+                   key=lambda d: (d.process_index, d.id))
+  processes = len({d.process_index for d in devices})
+  per_process = len(devices) // processes
+  m = member_axis_size(num_members, per_process)
+  grid = np.asarray(devices, dtype=object).reshape(processes, m, per_process // m)
+  grid = grid.transpose(1, 0, 2).reshape(m, processes * (per_process // m))
+  return Mesh(grid, (MEMBER_AXIS, DATA_AXIS))
+
+
+def data_axis_size(mesh: Mesh) -> int:
+  return int(mesh.shape[DATA_AXIS])
+
+
+def member_sharded(mesh: Mesh) -> NamedSharding:
+  """Sharding of the members' arrays [K, ...] split along their member axis."""
+  return NamedSharding(mesh, PartitionSpec(MEMBER_AXIS))
+
+
+def member_batch_sharded(mesh: Mesh) -> NamedSharding:
+  """Sharding of the members' batches [K, B, ...]: members, then rows."""
+  return NamedSharding(mesh, PartitionSpec(MEMBER_AXIS, DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -67,12 +102,14 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
 
 def check_global_batch(global_batch_size: int, mesh: Mesh) -> None:
   """Raises a clear error when the global batch does not divide over devices/hosts."""
-  num_devices = mesh.devices.size
+  num_devices = data_axis_size(mesh)
   if global_batch_size % num_devices:
+    hint = (f"; or train several members (config.num_seeds = {mesh.devices.size} "
+            "puts one on each device)" if mesh.shape[MEMBER_AXIS] == 1 else "")
     raise ValueError(
         f"global batch size {global_batch_size} does not divide over the "
-        f"{num_devices} devices of the mesh; choose a multiple of {num_devices} "
-        "(or run on fewer devices)")
+        f"{num_devices} devices of the mesh's data axis; choose a multiple of "
+        f"{num_devices} (or run on fewer devices){hint}")
   if global_batch_size % jax.process_count():
     raise ValueError(f"global batch size {global_batch_size} does not divide over "
                      f"{jax.process_count()} processes")
@@ -133,3 +170,35 @@ def jit_eval_forward(eval_forward: Callable, mesh: Mesh) -> Callable:
   """`jax.jit` of `eval_forward(params, features, mask)`: params replicated, batch sharded."""
   rep, data = replicated(mesh), batch_sharded(mesh)
   return jax.jit(eval_forward, in_shardings=(rep, data, data), out_shardings=data)
+
+
+def members_global_batch(host_batch: Mapping[str, Any], mesh: Mesh,
+                         keys: Sequence[str] = ("features", "labels")) -> dict:
+  """Global [K, B, ...] arrays from this host's rows [K, b, ...] of every member."""
+  sharding = member_batch_sharded(mesh)
+  out = {}
+  for key in keys:
+    value = np.asarray(host_batch[key])
+    global_shape = (value.shape[0], value.shape[1] * jax.process_count()) + value.shape[2:]
+    check_global_batch(global_shape[1], mesh)
+    out[key] = jax.make_array_from_process_local_data(sharding, value, global_shape)
+  return out
+
+
+def jit_members_step(members_step: Callable, mesh: Mesh, donate: bool = True) -> Callable:
+  """`jax.jit` of `step(states, batches, keys, hparams)` (salx.core.members).
+
+  States, keys, hparams and metrics split over 'member' (states donated), batches
+  over ('member', 'data').
+  """
+  member, batch = member_sharded(mesh), member_batch_sharded(mesh)
+  return jax.jit(members_step, in_shardings=(member, batch, member, member),
+                 out_shardings=(member, member), donate_argnums=(0,) if donate else ())
+
+
+def jit_members_eval_forward(forward: Callable, mesh: Mesh) -> Callable:
+  """`jax.jit` of `forward(params [K], rgb_weight [K], features, mask)`: outputs
+  [K, B, ...] split over ('member', 'data')."""
+  member, data = member_sharded(mesh), batch_sharded(mesh)
+  return jax.jit(forward, in_shardings=(member, member, data, data),
+                 out_shardings=member_batch_sharded(mesh))
