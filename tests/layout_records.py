@@ -1,4 +1,4 @@
-"""Hand-made video records and small data folders in any layout, for the reader tests."""
+"""Hand-made video records and small data folders in any layout, for reader tests."""
 
 import numpy as np
 

@@ -26,7 +26,8 @@ MAX_SNIPPETS = 40
 
 REAL = {
     "thumos14": dict(annotations="thumos14/gt.json",
-                     split_files=("thumos14/split_train.txt", "thumos14/split_test.txt")),
+                     split_files=("thumos14/split_train.txt",
+                                  "thumos14/split_test.txt")),
     "activitynet12": dict(annotations="activitynet12/gt_from_wtalc.json",
                           split_files=("activitynet12/split_train.txt",
                                        "activitynet12/split_test.txt")),
@@ -165,7 +166,8 @@ def test_hand_made_records_round_trip(tmp_path, layout, dataset):
   for record in records:
     loaded = source.load(split_of[record.name], record.name)
     _assert_same_record(loaded, record)
-    assert source.num_snippets(split_of[record.name], record.name) == record.num_snippets
+    assert (source.num_snippets(split_of[record.name], record.name)
+            == record.num_snippets)
   assert source.ground_truth()["database"]["v_a"] == {
       "subset": "train", "duration": 8.0,
       "annotations": [{"label": "Jump", "segment": [0.5, 2.0]},

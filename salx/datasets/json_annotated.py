@@ -1,4 +1,4 @@
-"""The half the 'sal' and 'acmnet' layouts share: gt.json, the split lists, classlist.txt.
+"""What the 'sal' and 'acmnet' layouts share: gt.json, the split lists, classlist.txt.
 
     gt.json                            {"database": {video: {"subset", "annotations":
                                         [{"label", "segment": [s, e]}], "duration"?}}}
@@ -32,7 +32,7 @@ SaveFeatures = Callable[[str, str, VideoRecord], None]
 
 
 class JsonAnnotatedSource(FeatureSource):
-  """A folder with a gt.json and split_{train,test}.txt; subclasses place the features."""
+  """A folder with gt.json and split_{train,test}.txt; subclasses place the features."""
 
   def __init__(self, data_dir: PathLike, dataset: str,
                class_names: Optional[Sequence[str]] = None,

@@ -153,7 +153,7 @@ def _unpickle_object_array(f, path: str, shape: Tuple[int, ...],
   except Exception as e:  # pylint: disable=broad-except
     raise DataError(f"{path}: unreadable pickled array ({type(e).__name__}: {e})",
                     path) from e
-  if type(array) is not np.ndarray or tuple(array.shape) != shape:  # pylint: disable=unidiomatic-typecheck
+  if not isinstance(array, np.ndarray) or tuple(array.shape) != shape:
     raise DataError(f"{path}: the pickle does not hold the array of shape {shape} its "
                     "header announces", path)
   return array

@@ -25,7 +25,8 @@ from salx.core.constants import FEATURE_DIM, SPLITS
 from salx.datasets import npy
 from salx.datasets import writing
 from salx.datasets.errors import DataError, PathLike
-from salx.datasets.source import FeatureSource, VideoAnnotation, VideoRecord, check_split
+from salx.datasets.source import (FeatureSource, VideoAnnotation, VideoRecord,
+                                  check_split)
 from salx.datasets.wtalc_annotations import field_file, read_wtalc_annotations
 
 DESCRIPTION = "<Prefix>-I3D-JOINTFeatures.npy and <Prefix>-Annotations/"
