@@ -5,6 +5,8 @@ import fractions
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from salx.datasets import npy
 from salx.datasets import source as source_lib
 from salx.datasets import wtalc_layout
 from salx.datasets.errors import DataError
-from tests.conftest import data_file
+from tests.conftest import ROOT, data_file
 from tests.layout_records import TINY_CLASSES, TINY_SPLITS, tiny_records, write_tiny
 from tests import layout_records
 
@@ -367,3 +369,14 @@ def test_writer_refuses_a_split_video_without_record(tmp_path):
   with pytest.raises(DataError, match="were not given"):
     layouts.write_layout("acmnet", tmp_path, tiny_records()[:2], TINY_SPLITS,
                          TINY_CLASSES)
+
+
+def test_the_readers_and_the_validator_import_numpy_only():
+  code = ("import sys, salx.datasets.layouts, salx.datasets.validate; "
+          "print(sorted({m.split('.')[0] for m in sys.modules} & "
+          "{'tensorflow', 'tensorflow_datasets', 'absl', 'clu', 'jax', 'flax'}))")
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT,
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[]"

@@ -18,12 +18,12 @@ from __future__ import annotations
 import os
 from typing import Iterable, Mapping, Optional, Sequence
 
-from salx.core.constants import FEATURE_DIM, SPLITS
+from salx.core import constants
 from salx.datasets import acmnet_layout
+from salx.datasets import errors
 from salx.datasets import sal_layout
+from salx.datasets import source
 from salx.datasets import wtalc_layout
-from salx.datasets.errors import DataError, PathLike
-from salx.datasets.source import FeatureSource, VideoRecord
 
 DATASETS = ("thumos14", "activitynet12", "activitynet13")
 LAYOUTS = ("sal", "wtalc", "acmnet")
@@ -43,13 +43,13 @@ SYNTHETIC_HINT = ("to try salx without the real features, run with "
                   "--config=configs/synthetic.py")
 
 
-def _missing_dir_error(data_dir: str, layout: str) -> DataError:
+def _missing_dir_error(data_dir: str, layout: str) -> errors.DataError:
   expected = LAYOUT_DESCRIPTIONS if layout == "auto" else f"the {layout!r} layout"
-  return DataError(f"data directory {data_dir} does not exist; expected {expected}; "
-                   f"{SYNTHETIC_HINT}", data_dir)
+  return errors.DataError(f"data directory {data_dir} does not exist; expected "
+                          f"{expected}; {SYNTHETIC_HINT}", data_dir)
 
 
-def detect_layout(data_dir: PathLike) -> str:
+def detect_layout(data_dir: errors.PathLike) -> str:
   """'sal', 'wtalc' or 'acmnet': the layout of the data folder `data_dir`.
 
   Raises:
@@ -61,21 +61,22 @@ def detect_layout(data_dir: PathLike) -> str:
   try:
     entries = set(os.listdir(data_dir))
   except OSError as e:
-    raise DataError(f"{data_dir}: cannot list the data folder ({e})", data_dir) from e
+    raise errors.DataError(f"{data_dir}: cannot list the data folder ({e})",
+                           data_dir) from e
   if any(e.endswith(wtalc_layout.FEATURE_SUFFIX)
          or e.endswith(wtalc_layout.ANNOTATION_SUFFIX) for e in entries):
     return "wtalc"
   if os.path.isdir(os.path.join(data_dir, "features")):
     return "sal"
-  if any(os.path.isdir(os.path.join(data_dir, s)) for s in SPLITS):
+  if any(os.path.isdir(os.path.join(data_dir, s)) for s in constants.SPLITS):
     return "acmnet"
-  raise DataError(f"{data_dir}: matches none of the feature layouts ("
-                  f"{LAYOUT_DESCRIPTIONS}); {SYNTHETIC_HINT}", data_dir)
+  raise errors.DataError(f"{data_dir}: matches none of the feature layouts ("
+                         f"{LAYOUT_DESCRIPTIONS}); {SYNTHETIC_HINT}", data_dir)
 
 
-def open_source(data_dir: PathLike, dataset: str, layout: str = "auto",
+def open_source(data_dir: errors.PathLike, dataset: str, layout: str = "auto",
                 class_names: Optional[Sequence[str]] = None,
-                feature_dim: int = FEATURE_DIM) -> FeatureSource:
+                feature_dim: int = constants.FEATURE_DIM) -> source.FeatureSource:
   """The `FeatureSource` reading `dataset` from the folder `data_dir`.
 
   Args:
@@ -103,7 +104,8 @@ def open_source(data_dir: PathLike, dataset: str, layout: str = "auto",
                          feature_dim=feature_dim)
 
 
-def write_layout(layout: str, out_dir: PathLike, videos: Iterable[VideoRecord],
+def write_layout(layout: str, out_dir: errors.PathLike,
+                 videos: Iterable[source.VideoRecord],
                  splits: Mapping[str, Sequence[str]], class_names: Sequence[str],
                  dataset: str = "thumos14") -> str:
   """Writes `videos` in `layout` into `out_dir` and returns `out_dir`.

@@ -14,6 +14,7 @@ for bytes under protocol 2), each replaced by a checked version:
     as long as its shape says, and everything the pickle builds, in all, may not
     exceed `BUILD_FACTOR` times the file's size (so that one array in the file cannot
     be copied over and over through pickle references);
+  - `numpy.dtype` and `scalar`: charged like arrays (a dtype by its fields);
   - `numpy.ndarray` can only be passed to `_reconstruct`, never called;
   - `_codecs.encode` only encodes text as latin-1; `bytes` only makes `b''`.
 No other code can run: anything else a pickle names is refused with a DataError that
@@ -50,6 +51,11 @@ _RECONSTRUCT = np.empty(0).__reduce__()[0]
 _SCALAR = np.float64(0).__reduce__()[0]
 
 
+def _name(dtype: np.dtype) -> str:
+  """A short name of `dtype` for messages ('float32'; '|V8' for a structured one)."""
+  return dtype.str if dtype.names else str(dtype)
+
+
 class _NdarrayToken:
   """What a pickle's `numpy.ndarray` global resolves to: a name for `_reconstruct`."""
 
@@ -77,16 +83,16 @@ def _read_header(f, path: str) -> Tuple[Tuple[int, ...], np.dtype, int]:
   Raises:
     DataError: not a .npy file, or a header describing more data than the file holds.
   """
+  readers = {(1, 0): np.lib.format.read_array_header_1_0,
+             (2, 0): np.lib.format.read_array_header_2_0}
   try:
     version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-      shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-      shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-    else:
-      raise DataError(f"{path}: unsupported .npy format version {version}", path)
+    if version in readers:
+      shape, _, dtype = readers[version](f)
   except (ValueError, EOFError, OSError) as e:
     raise DataError(f"{path}: not a readable .npy file ({e})", path) from e
+  if version not in readers:
+    raise DataError(f"{path}: unsupported .npy format version {version}", path)
   shape = tuple(int(n) for n in shape)
   left = os.fstat(f.fileno()).st_size - f.tell()
   count = math.prod(shape)
@@ -96,9 +102,9 @@ def _read_header(f, path: str) -> Tuple[Tuple[int, ...], np.dtype, int]:
         f"of {count} elements, but only {left} bytes follow the header", path)
   if not dtype.hasobject and count * dtype.itemsize > left:
     raise DataError(
-        f"{path}: truncated or damaged .npy file: its header declares a {dtype} array "
-        f"of shape {shape} ({count * dtype.itemsize} bytes), but only {left} bytes "
-        "follow the header", path)
+        f"{path}: truncated or damaged .npy file: its header declares a "
+        f"{_name(dtype)} array of shape {shape} ({count * dtype.itemsize} bytes), but "
+        f"only {left} bytes follow the header", path)
   return shape, dtype, left
 
 
@@ -177,7 +183,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
         **{(m, "_reconstruct"): self._reconstruct for m in _MULTIARRAY_MODULES},
         **{(m, "scalar"): self._scalar for m in _MULTIARRAY_MODULES},
         ("numpy", "ndarray"): _NDARRAY,
-        ("numpy", "dtype"): np.dtype,
+        ("numpy", "dtype"): self._dtype,
         ("_codecs", "encode"): self._latin1_encode,
         ("builtins", "bytes"): self._empty_bytes,
         ("__builtin__", "bytes"): self._empty_bytes,
@@ -213,22 +219,30 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
     if not isinstance(shape, tuple) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
       raise self._refuse(f"damaged or crafted pickle: array shape {shape!r}")
-    if not isinstance(dtype, np.dtype):
-      dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype)
     count = math.prod(shape)
     # An object element takes at least one byte of the pickle.
     return shape, dtype, count if dtype.hasobject else count * dtype.itemsize
 
   def _reconstruct(self, cls, shape, dtype):
     if cls is not _NDARRAY:
-      raise self._refuse(f"damaged or crafted pickle: _reconstruct of {cls!r}")
+      raise self._refuse(f"damaged or crafted pickle: _reconstruct of a "
+                         f"{type(cls).__name__}, not numpy.ndarray")
     shape, dtype, nbytes = self._array_bytes(shape, dtype)
-    self._charge(nbytes, f"a {dtype} array of shape {shape}")
+    self._charge(nbytes, f"a {_name(dtype)} array of shape {shape}")
     return _RECONSTRUCT(np.ndarray, shape, dtype)
+
+  def _dtype(self, *args):
+    dtype = np.dtype(*args)
+    # A structured dtype holds an entry per field (which may come from one list the
+    # pickle references over and over).
+    self._charge(len(dtype.names or ()) + 1, f"a dtype of {len(dtype.names or ())} "
+                 "fields")
+    return dtype
 
   def _scalar(self, dtype, *data):
     if isinstance(dtype, np.dtype):
-      self._charge(dtype.itemsize, f"a {dtype} scalar")
+      self._charge(dtype.itemsize, f"a {_name(dtype)} scalar")
     return _SCALAR(dtype, *data)
 
   def _latin1_encode(self, text, encoding="utf-8"):
@@ -240,7 +254,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
 
   def _empty_bytes(self, *args):
     if args:
-      raise self._refuse(f"damaged or crafted pickle: bytes{args!r}")
+      raise self._refuse(f"damaged or crafted pickle: bytes{args!r:.80}")
     return b""
 
   def _checked_build(self):
@@ -260,8 +274,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
     if not isinstance(state, tuple) or len(state) not in (4, 5):
       raise self._refuse(f"damaged or crafted pickle: array state {state!r:.80}")
     shape, dtype, data = state[-4], state[-3], state[-1]
+    if not isinstance(dtype, np.dtype):
+      raise self._refuse(f"damaged or crafted pickle: array dtype {dtype!r:.80}")
     shape, dtype, nbytes = self._array_bytes(shape, dtype)
-    what = f"a {dtype} array of shape {shape}"
+    what = f"a {_name(dtype)} array of shape {shape}"
     self._charge(nbytes, what)
     expected = math.prod(shape) if dtype.hasobject else nbytes
     kind = list if dtype.hasobject else (bytes, str)

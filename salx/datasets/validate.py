@@ -22,7 +22,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Iterator, List, Optional, TextIO
+from typing import Iterable, Iterator, List, Optional, TextIO
 
 import numpy as np
 
@@ -143,8 +143,13 @@ def iter_problems(source: FeatureSource,
                   duration_tolerance: float = DEFAULT_DURATION_TOLERANCE
                   ) -> Iterator[Problem]:
   """Every problem of `source`, found one video at a time, each reported once."""
+  return distinct(_all_problems(source, duration_tolerance))
+
+
+def distinct(problems: Iterable[Problem]) -> Iterator[Problem]:
+  """`problems` without repeats (a damaged file every video shares is one problem)."""
   seen = set()
-  for problem in _all_problems(source, duration_tolerance):
+  for problem in problems:
     if problem not in seen:
       seen.add(problem)
       yield problem
@@ -168,6 +173,7 @@ def open_folder(data_dir: str, dataset: str, layout: str = "auto") -> FeatureSou
       annotation file): a problem of the folder.
     ValueError: unknown dataset or layout.
   """
+  data_dir = os.path.expanduser(data_dir)
   if layout == "auto":
     try:
       layout = layouts.detect_layout(data_dir)
