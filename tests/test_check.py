@@ -1,30 +1,55 @@
-"""The dataset validator finds each planted fault, with its file."""
+"""The dataset validator finds each planted fault, with its file; its command's exit
+status says whether the folder is clean (0), has problems (1) or is unusable (2)."""
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from salx.datasets import check
 from salx.datasets import layouts
-from salx.datasets import synthetic
+from salx.datasets import npy
+from salx.datasets import validate
+from tests.conftest import ROOT
+from tests.layout_records import record
 
-SPEC = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=20,
-                               max_length=30)
-TRAIN_VIDEO = "synthetic_train_0001"
-TEST_VIDEO = "synthetic_test_0000"
+CLASSES = ("Jump", "Run", "Swim")
+TRAIN_VIDEO = "train_1"
+TEST_VIDEO = "test_0"
+
+
+def _records():
+  """4 train and 2 test videos of 20-30 snippets (0.64 s each), one to two instances."""
+  records = []
+  for i, name in enumerate(["train_0", "train_1", "train_2", "train_3",
+                            "test_0", "test_1"]):
+    length = 20 + 3 * i
+    labels = [CLASSES[i % 3]] + ([CLASSES[(i + 1) % 3]] if i % 2 else [])
+    segments = [[1.0 + 2 * j, 3.0 + 2 * j] for j in range(len(labels))]
+    records.append(record(name, length, labels, segments, duration=length * 0.64,
+                          seed=i, class_names=CLASSES))
+  return records
+
+
+SPLITS = {"train": ["train_0", "train_1", "train_2", "train_3"],
+          "test": ["test_0", "test_1"]}
+
+
+def _write(folder, layout):
+  return layouts.write_layout(layout, folder, _records(), SPLITS, CLASSES)
 
 
 @pytest.fixture
 def folder(tmp_path):
   """A clean small dataset in the 'sal' layout."""
-  plans, class_names = synthetic.plan_synthetic_videos(SPEC)
-  return synthetic.write_plans(tmp_path / "data", plans, class_names, SPEC, "sal")
+  return _write(tmp_path / "data", "sal")
 
 
 def _problems(folder, layout="auto"):
-  return check.check_dataset(folder, "thumos14", layout)
+  return validate.check_dataset(folder, "thumos14", layout)
 
 
 def _only_problem(folder, layout="auto"):
@@ -79,7 +104,9 @@ def test_truncated_feature_file(folder):
   with open(path, "wb") as f:
     f.write(content[:len(content) // 2])
   problem = _only_problem(folder)
-  assert problem.file == path and "unreadable" in problem.message
+  assert problem.file == path
+  assert problem.message.startswith(
+      "truncated or damaged .npy file: its header declares")
 
 
 @pytest.mark.parametrize("value,expected", [(np.nan, "3 NaN and 0 infinite"),
@@ -193,7 +220,7 @@ def test_every_fault_is_reported_once(folder):
   features = np.load(_flow(folder, "test", TEST_VIDEO))
   features[0, 0] = np.nan
   np.save(_flow(folder, "test", TEST_VIDEO), features)
-  _edit_gt(folder, lambda database: database.pop("synthetic_train_0002"))
+  _edit_gt(folder, lambda database: database.pop("train_2"))
   problems = _problems(folder)
   assert len(problems) == 3
   assert {p.file for p in problems} == {
@@ -209,19 +236,18 @@ def test_missing_annotation_file_is_one_problem(folder, capsys):
 
 
 def test_wtalc_fault_in_the_single_pickle(tmp_path):
-  plans, class_names = synthetic.plan_synthetic_videos(SPEC)
-  folder = synthetic.write_plans(tmp_path / "w", plans, class_names, SPEC, "wtalc")
+  folder = _write(tmp_path / "w", "wtalc")
   path = os.path.join(folder, "Thumos14reduced-I3D-JOINTFeatures.npy")
-  features = layouts.read_npy(path)
+  features = npy.read_npy(path)
   features[1][4, 7] = np.inf
   np.save(path, features, allow_pickle=True)
   assert _problems(folder) == [
-      check.Problem(path, f"video {TRAIN_VIDEO} has 0 NaN and 1 infinite feature values")]
+      validate.Problem(path, f"video {TRAIN_VIDEO} has 0 NaN and 1 infinite feature "
+                       "values")]
 
 
 def test_acmnet_missing_file(tmp_path):
-  plans, class_names = synthetic.plan_synthetic_videos(SPEC)
-  folder = synthetic.write_plans(tmp_path / "a", plans, class_names, SPEC, "acmnet")
+  folder = _write(tmp_path / "a", "acmnet")
   missing = os.path.join(folder, "test", f"{TEST_VIDEO}.npy")
   os.remove(missing)
   assert _only_problem(folder, "acmnet").file == missing
@@ -238,13 +264,77 @@ def test_cli_prints_one_line_per_problem_and_exits_1(folder, capsys):
   assert lines[2].startswith("2 problems in 4 train / 2 test videos")
 
 
-def test_cli_unusable_arguments_exit_2(tmp_path, capsys):
-  assert check.main(["--dataset", "thumos14", "--data_dir",
-                     str(tmp_path / "missing")]) == 2
-  assert "does not exist" in capsys.readouterr().err
-  with pytest.raises(SystemExit) as exit_info:
-    check.main(["--dataset", "thumos15", "--data_dir", str(tmp_path)])
-  assert exit_info.value.code == 2
-  with pytest.raises(SystemExit) as exit_info:
-    check.main(["--data_dir", str(tmp_path)])
-  assert exit_info.value.code == 2
+def _command(*flags):
+  """(exit status, stdout, stderr) of `python -m salx.datasets.check FLAGS`."""
+  proc = subprocess.run([sys.executable, "-m", "salx.datasets.check", *flags],
+                        cwd=ROOT, capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "PYTHONPATH": str(ROOT)})
+  return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_command_help_exits_0():
+  status, out, err = _command("--help")
+  assert status == 0, err
+  for flag in ("--dataset", "--data_dir", "--layout", "--duration_tolerance"):
+    assert flag in out
+  assert "Exit status" in out and "thumos14|activitynet12|activitynet13" in out
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "unrelated"])
+def test_command_on_a_folder_of_no_layout_exits_2_with_one_line(tmp_path, make):
+  data_dir = tmp_path / "data"
+  if make != "missing":
+    data_dir.mkdir()
+  if make == "unrelated":
+    (data_dir / "notes.txt").write_text("hello")
+  status, out, err = _command("--dataset", "thumos14", "--data_dir", str(data_dir))
+  assert status == 2
+  assert out == ""
+  assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+  assert err.startswith(f"{check.PROG}: error: ")
+  assert str(data_dir) in err
+  assert ("does not exist" if make == "missing"
+          else "matches none of the feature layouts") in err
+
+
+def test_command_clean_folder_exits_0(folder):
+  status, out, err = _command("--dataset", "thumos14", "--data_dir", folder)
+  assert (status, err) == (0, "")
+  assert out.startswith("no problems in 4 train / 2 test videos of thumos14 in the sal "
+                        "layout")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--dataset", "thumos15", "--data_dir", "x"], "--dataset=thumos15"),
+    (["--data_dir", "x"], "--dataset is required"),
+    (["--dataset", "thumos14"], "--data_dir is required"),
+    (["--dataset", "thumos14", "--data_dir", "x", "--layout", "bsn"], "--layout=bsn"),
+    (["--dataset", "thumos14", "--data_dir", "x", "--duration_tolerance", "soon"],
+     "--duration_tolerance=soon"),
+    (["--dataset", "thumos14", "--data_dir", "x", "--verbose"], "verbose"),
+    (["--dataset", "thumos14", "--data_dir", "x", "extra"], "unexpected arguments"),
+])
+def test_bad_flags_exit_2_with_one_line(capsys, flags, message):
+  assert check.main(flags) == 2
+  captured = capsys.readouterr()
+  assert captured.out == ""
+  assert len(captured.err.strip().splitlines()) == 1
+  assert captured.err.startswith(f"{check.PROG}: error: ") and message in captured.err
+
+
+def test_given_layout_of_a_missing_folder_exits_2(tmp_path, capsys):
+  missing = tmp_path / "nowhere"
+  assert check.main(["--dataset", "thumos14", "--data_dir", str(missing),
+                     "--layout", "acmnet"]) == 2
+  assert f"data directory {missing} does not exist" in capsys.readouterr().err
+
+
+def test_duration_tolerance_flag_is_used(folder, capsys):
+  def stretch(database):
+    video = database[TRAIN_VIDEO]
+    video["annotations"][-1]["segment"][1] = video["duration"] + 0.5
+  _edit_gt(folder, stretch)
+  assert check.main(["--dataset", "thumos14", "--data_dir", folder]) == 0
+  assert check.main(["--dataset", "thumos14", "--data_dir", folder,
+                     "--duration_tolerance", "0.1"]) == 1
+  assert "ends after the video's duration" in capsys.readouterr().out

@@ -1,201 +1,88 @@
-"""Dataset validator: every problem of a data folder, with its file.
+"""Check a feature data folder: every problem, one line each, with its file.
 
     python -m salx.datasets.check --dataset thumos14 --data_dir DIR [--layout auto]
+        [--duration_tolerance 1.0]
 
-Reads the folder through `layouts.open_source` one video at a time, so memory stays
-bounded by one video (except for the W-TALC layout, whose feature file is one pickle
-read into memory whole). Reports, one line each:
-  - missing or unreadable feature files, wrong feature dims, RGB/flow length
-    mismatches, videos with no snippets, NaN or infinite values;
-  - videos of a split without an annotation entry, training videos without labels,
-    labels outside the class list;
-  - ids repeated in a split list, in both splits, or as keys of gt.json;
-  - segments with a negative start, an end not after the start, or an end beyond the
-    video's duration (when the duration is known) by more than `--duration_tolerance`
-    seconds (ActivityNet's own annotations overshoot by up to ~0.85 s).
-Then a summary. Exit status: 0 clean, 1 problems found, 2 unusable arguments.
+Reads the folder one video at a time and lists missing or unreadable feature files,
+wrong dims, NaN or infinite values, videos without annotations or labels, labels
+outside the class list, repeated ids and segments outside their video (see
+`salx.datasets.validate`), then a summary line.
+
+Exit status: 0 no problems; 1 problems listed; 2 bad flags, or a data folder that is
+missing or in none of the layouts (one line naming it on stderr).
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
-import dataclasses
-import json
-import os
 import sys
-from typing import Iterator, List, Optional, Sequence
+from typing import Optional, Sequence
 
-import numpy as np
+from absl import flags
 
 from salx.datasets import layouts
-from salx.datasets.errors import DataError
+from salx.datasets import validate
 
-DEFAULT_DURATION_TOLERANCE = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-  """One problem: the file at fault and what is wrong."""
-  file: str
-  message: str
-
-  def __str__(self) -> str:
-    return f"{self.file}: {self.message}"
+PROG = "python -m salx.datasets.check"
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 1
+_FLAG_NAMES = ("dataset", "data_dir", "layout", "duration_tolerance", "help")
 
 
-def _from_error(error: DataError, fallback_file: str) -> Problem:
-  file = error.path or fallback_file
-  message = str(error)
-  if message.startswith(f"{file}: "):
-    message = message[len(file) + 2:]
-  return Problem(file, message)
+def _define_flags(flag_values: flags.FlagValues) -> None:
+  """The command's flags, in their own FlagValues (so that calls do not share them)."""
+  flags.DEFINE_enum("dataset", None, layouts.DATASETS, "The benchmark. Required.",
+                    flag_values=flag_values)
+  flags.DEFINE_string("data_dir", None, "The data folder to check. Required.",
+                      flag_values=flag_values)
+  flags.DEFINE_enum("layout", "auto", ("auto",) + layouts.LAYOUTS,
+                    "The folder's layout; 'auto' detects it.", flag_values=flag_values)
+  flags.DEFINE_float("duration_tolerance", validate.DEFAULT_DURATION_TOLERANCE,
+                     "Seconds a segment may end after the video's duration.",
+                     flag_values=flag_values)
+  flags.DEFINE_boolean("help", False, "Show this help and exit.", short_name="h",
+                       flag_values=flag_values)
 
 
-def _duplicate_id_problems(source: layouts.FeatureSource) -> Iterator[Problem]:
-  """Ids repeated within a split list or present in both splits."""
-  splits = {split: source.video_names(split) for split in layouts.SPLITS}
-  for split, names in splits.items():
-    for name, count in collections.Counter(names).items():
-      if count > 1:
-        yield Problem(source.split_file(split),
-                      f"video {name} is listed {count} times in the {split} split")
-  for name in sorted(set(splits["train"]) & set(splits["test"])):
-    yield Problem(source.split_file("test"),
-                  f"video {name} is in both the train and the test split")
+def _flags_help(flag_values: flags.FlagValues) -> str:
+  lines = ["Flags:"]
+  for name in _FLAG_NAMES:
+    flag = flag_values[name]
+    default = "" if flag.default is None else f" (default: {flag.default_as_str})"
+    lines.append(f"  --{name}: {flag.help}{default}")
+  return "\n".join(lines)
 
 
-def _duplicate_json_keys(path: str) -> List[str]:
-  """Keys that appear more than once in one JSON object of the file at `path`."""
-  repeated = []
-
-  def remember_repeats(pairs):
-    counts = collections.Counter(key for key, _ in pairs)
-    repeated.extend(key for key, count in counts.items() if count > 1)
-    return dict(pairs)
-
-  with open(path, encoding="utf-8") as f:
-    json.load(f, object_pairs_hook=remember_repeats)
-  return repeated
-
-
-def _annotation_file_problems(source: layouts.FeatureSource) -> Iterator[Problem]:
-  path = source.annotation_file
-  if path.endswith(".json"):
-    for key in _duplicate_json_keys(path):
-      yield Problem(path, f"key {key!r} appears more than once in one object "
-                          "(JSON readers keep only the last)")
-
-
-def _feature_problems(source: layouts.FeatureSource, split: str,
-                      name: str) -> Iterator[Problem]:
-  try:
-    features = source.load_features(split, name)
-  except DataError as e:
-    yield _from_error(e, source.feature_file(split, name))
-    return
-  for file, dims in source.feature_parts(split, name):
-    nan = int(np.isnan(features[:, dims]).sum())
-    infinite = int(np.isinf(features[:, dims]).sum())
-    if nan or infinite:
-      yield Problem(file, f"video {name} has {nan} NaN and {infinite} infinite "
-                          "feature values")
-
-
-def _segment_problems(annotation: layouts.VideoAnnotation, file: str,
-                      tolerance: float) -> Iterator[Problem]:
-  for (start, end), label in zip(annotation.segments, annotation.segment_labels):
-    where = f"video {annotation.name}: {label} segment [{start:g}, {end:g}]"
-    if start < 0:
-      yield Problem(file, f"{where} starts before 0")
-    if end <= start:
-      yield Problem(file, f"{where} does not end after it starts")
-    if annotation.duration is not None and end > annotation.duration + tolerance:
-      yield Problem(file, f"{where} ends after the video's duration "
-                          f"{annotation.duration:g} s")
-
-
-def _annotation_problems(source: layouts.FeatureSource, split: str, name: str,
-                         tolerance: float) -> Iterator[Problem]:
-  file = source.annotation_file
-  annotation = source.annotation(name)
-  if annotation is None:
-    yield Problem(file, f"video {name} of the {split} split (listed in "
-                        f"{source.split_file(split)}) has no annotation entry")
-    return
-  known = set(source.class_names)
-  for label in sorted(set(annotation.video_labels) | set(annotation.segment_labels)):
-    if label not in known:
-      yield Problem(file, f"video {name} has label {label!r}, which is not one of the "
-                          f"{len(known)} classes of the class list")
-  if split == "train" and not annotation.video_labels:
-    yield Problem(file, f"training video {name} has no labels (it cannot train MIL)")
-  yield from _segment_problems(annotation, file, tolerance)
-
-
-def iter_problems(source: layouts.FeatureSource,
-                  duration_tolerance: float = DEFAULT_DURATION_TOLERANCE
-                  ) -> Iterator[Problem]:
-  """Every problem of `source`, found one video at a time."""
-  yield from _duplicate_id_problems(source)
-  yield from _annotation_file_problems(source)
-  for split in layouts.SPLITS:
-    for name in dict.fromkeys(source.video_names(split)):
-      yield from _feature_problems(source, split, name)
-      yield from _annotation_problems(source, split, name, duration_tolerance)
-
-
-def check_dataset(data_dir: str, dataset: str, layout: str = "auto",
-                  duration_tolerance: float = DEFAULT_DURATION_TOLERANCE
-                  ) -> List[Problem]:
-  """All problems of the data folder (a problem opening it included).
-
-  Raises:
-    ValueError: unknown dataset or layout.
-  """
-  try:
-    source = layouts.open_source(data_dir, dataset, layout)
-  except DataError as e:
-    return [_from_error(e, data_dir)]
-  return list(iter_problems(source, duration_tolerance))
-
-
-def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog="python -m salx.datasets.check",
-      description="Report every problem of a feature data folder, with its file.")
-  parser.add_argument("--dataset", required=True, choices=layouts.DATASETS)
-  parser.add_argument("--data_dir", required=True)
-  parser.add_argument("--layout", default="auto", choices=("auto",) + layouts.LAYOUTS)
-  parser.add_argument("--duration_tolerance", type=float,
-                      default=DEFAULT_DURATION_TOLERANCE,
-                      help="seconds a segment may end after the duration")
-  return parser
+def _usage_error(message: str) -> int:
+  print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+  return EXIT_BAD_INPUT
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = _parser().parse_args(argv)   # Exits with status 2 on bad arguments.
-  if not os.path.isdir(args.data_dir):
-    print(f"error: data directory {args.data_dir} does not exist", file=sys.stderr)
-    return 2
+  """Runs the command on `argv` (the flags, without the program name)."""
+  argv = sys.argv[1:] if argv is None else list(argv)
+  values = flags.FlagValues()
+  _define_flags(values)
   try:
-    source = layouts.open_source(args.data_dir, args.dataset, args.layout)
-  except DataError as e:
-    print(_from_error(e, args.data_dir))
-    print(f"1 problem: {args.data_dir} cannot be opened as {args.dataset}")
-    return 1
-  count = 0
-  for problem in iter_problems(source, args.duration_tolerance):
-    print(problem, flush=True)
-    count += 1
-  videos = {s: len(set(source.video_names(s))) for s in layouts.SPLITS}
-  where = (f"{videos['train']} train / {videos['test']} test videos of {args.dataset} "
-           f"in the {source.layout} layout at {args.data_dir}")
-  if count:
-    print(f"{count} problem{'s' if count > 1 else ''} in {where}")
-    return 1
-  print(f"no problems in {where}")
-  return 0
+    rest = values([PROG] + argv)
+  except flags.Error as e:
+    return _usage_error(str(e))
+  if values.help:
+    print(__doc__.strip(), _flags_help(values), sep="\n\n")
+    return 0
+  if len(rest) > 1:
+    return _usage_error(f"unexpected arguments {rest[1:]}")
+  for name in ("dataset", "data_dir"):
+    if values[name].value is None:
+      return _usage_error(f"--{name} is required")
+  try:
+    return validate.report(values.data_dir, values.dataset, values.layout,
+                           values.duration_tolerance)
+  except validate.UnusableFolderError as e:
+    print(f"{PROG}: error: {e}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ multi-hot labels, converted checkpoints. It is:
     (`THUMOS14_CLASSES`; the same order as the W-TALC `classlist.npy`).
   - ActivityNet 1.2: the W-TALC `classlist.npy` order (which is alphabetical, so the
     sorted labels of a complete annotation file give the same list).
-  - ActivityNet 1.3: the order of BSN's `action_name.csv` (not alphabetical). Note that
-    ACM-Net's own code uses the alphabetical order; a data folder can always state its
-    order in a `classlist.txt`, which every salx writer emits.
+  - ActivityNet 1.3: the authors' order (SPEC 4), the 200 names sorted as Python sorts
+    strings (code point order: "BMX" before "Baking cookies"). BSN's `action_name.csv`
+    lists the same names in another order; salx reads its names and sorts them.
+A data folder can always state its order in a `classlist.txt` (every salx writer
+emits one), which takes precedence over any default.
 """
 
 from __future__ import annotations
@@ -54,10 +56,15 @@ def classes_from_ground_truth(database: Mapping[str, Mapping]) -> Tuple[str, ...
 
 
 def read_class_list(path: PathLike) -> Tuple[str, ...]:
-  """Class names from a `classlist.txt` (one per line) or an `action_name.csv`.
+  """The class order a `classlist.txt` or an `action_name.csv` states.
 
-  A CSV file is read by its first column after the header row (BSN's
-  `action_name.csv` has the header `action`).
+  A `classlist.txt` holds one class per line, in class-index order. A CSV file is
+  BSN's `action_name.csv` (header `action`, a class name in the first column); its
+  row order is not the class order of the authors' ActivityNet 1.3 code, so the
+  names are returned sorted (SPEC 4).
+
+  Raises:
+    DataError: an unreadable or empty file, or a repeated name.
   """
   path = os.fspath(path)
   try:
@@ -67,14 +74,14 @@ def read_class_list(path: PathLike) -> Tuple[str, ...]:
         names = [row[0].strip() for row in rows if row and row[0].strip()]
       else:
         names = [line.strip() for line in f if line.strip()]
-  except OSError as e:
-    raise DataError(f"cannot read the class list {path}: {e}", path) from e
+  except (OSError, UnicodeDecodeError) as e:
+    raise DataError(f"{path}: cannot read the class list ({e})", path) from e
   if not names:
-    raise DataError(f"the class list {path} is empty", path)
+    raise DataError(f"{path}: the class list is empty", path)
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
-    raise DataError(f"the class list {path} repeats {duplicates}", path)
-  return tuple(names)
+    raise DataError(f"{path}: the class list repeats {duplicates}", path)
+  return tuple(sorted(names)) if path.endswith(".csv") else tuple(names)
 
 
 def write_class_list(path: PathLike, class_names: Sequence[str]) -> None:
@@ -102,24 +109,37 @@ def default_class_names(dataset: str, used_labels: Iterable[str],
     annotation_file: the file the labels came from, for error messages.
 
   Returns:
-    THUMOS14: `THUMOS14_CLASSES`. ActivityNet 1.2: the sorted labels (the W-TALC
-    order), which must number 100.
+    THUMOS14: `THUMOS14_CLASSES`. ActivityNet 1.2 and 1.3: the sorted labels (the
+    W-TALC order for 1.2, the authors' for 1.3), which must number 100 and 200.
 
   Raises:
-    DataError: ActivityNet 1.3 (its order is only known from `action_name.csv`), or
-      ActivityNet 1.2 annotations that do not use all 100 classes.
+    DataError: ActivityNet annotations that do not use all of its classes (the
+      order of the missing ones is unknown).
   """
   if dataset == "thumos14":
     return THUMOS14_CLASSES
   used = tuple(sorted(set(used_labels)))
-  if dataset == "activitynet12" and len(used) == NUM_CLASSES[dataset]:
+  if dataset in NUM_CLASSES and len(used) == NUM_CLASSES[dataset]:
     return used
   folder = os.path.dirname(os.fspath(annotation_file))
   raise DataError(
-      f"cannot tell the class order of {dataset} from {annotation_file} "
+      f"{annotation_file}: cannot tell the class order of {dataset} "
       f"({len(used)} classes used, {NUM_CLASSES.get(dataset, '?')} expected): put a "
       f"classlist.txt (one class per line) or BSN's action_name.csv into {folder}",
       annotation_file)
+
+
+def resolve_class_names(data_dir: PathLike, dataset: str,
+                        explicit: Optional[Sequence[str]], used_labels: Iterable[str],
+                        annotation_file: PathLike) -> Tuple[str, ...]:
+  """The class order of a data folder: `explicit` names when given, else the
+  folder's class list file (`CLASS_LIST_FILES`), else `default_class_names`."""
+  if explicit is not None:
+    return tuple(explicit)
+  class_list_file = find_class_list_file(data_dir)
+  if class_list_file is not None:
+    return read_class_list(class_list_file)
+  return default_class_names(dataset, used_labels, annotation_file)
 
 
 def class_index(class_names: Sequence[str]) -> dict:
