@@ -6,6 +6,10 @@ the snippet index, so a batch row tells which video and which snippets it took.
 """
 
 import itertools
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -388,3 +392,15 @@ def test_the_feed_hides_the_gpus_before_building_a_dataset(source, monkeypatch):
     build()
     assert events[0] == ("set_visible_devices", [], "GPU")
     assert ("dataset",) in events
+
+
+def test_the_numpy_batches_import_no_tensorflow_and_no_jax():
+  """Benchmarks and tests build the trainer's batches without TensorFlow or JAX."""
+  code = ("import sys, salx.datasets.batches, salx.datasets.sampling; "
+          "print(sorted({m.split('.')[0] for m in sys.modules} & "
+          "{'tensorflow', 'tensorflow_datasets', 'jax', 'absl'}))")
+  root = pathlib.Path(__file__).resolve().parents[1]
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        env=dict(os.environ, PYTHONPATH=str(root)), timeout=120)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.strip() == "[]"

@@ -97,12 +97,8 @@ def activitynet_train_indices(length: int, num_segments: int,
   index i is a uniform draw from the integers int(s_i) .. int(s_{i+1}) (both
   included); the last index is a uniform draw from (drawn index T - 2) .. L - 1
   (from 0 .. L - 1 when T == 1). L < T: T uniform draws with replacement from
-  0 .. L - 1, sorted. The indices never decrease.
-
-  Args:
-    length: L, the number of snippets of the video.
-    num_segments: T, the number of snippets to sample.
-    rng: the random generator; equal generator states give equal samples.
+  0 .. L - 1, sorted. The indices never decrease. Arguments as in
+  `random_perturb_indices`.
   """
   _check_sizes(length, num_segments)
   if length == num_segments:
