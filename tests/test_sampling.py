@@ -237,9 +237,12 @@ def test_the_variant_field_selects_the_code_path():
                                 sampling.random_perturb_indices(100, 30, rng()))
   np.testing.assert_array_equal(sampling.eval_indices(30, 22, "activitynet"),
                                 sampling.activitynet_test_indices(30, 22))
-  np.testing.assert_array_equal(sampling.eval_indices(1, 50, "activitynet", True), [0, 0])
-  np.testing.assert_array_equal(sampling.eval_indices(30, 22), sampling.uniform_indices(30, 22))
-  np.testing.assert_array_equal(sampling.eval_indices(5, 8, "thumos14", True), np.arange(5))
+  np.testing.assert_array_equal(sampling.eval_indices(1, 50, "activitynet", True),
+                                [0, 0])
+  np.testing.assert_array_equal(sampling.eval_indices(30, 22),
+                                sampling.uniform_indices(30, 22))
+  np.testing.assert_array_equal(sampling.eval_indices(5, 8, "thumos14", True),
+                                np.arange(5))
   assert sampling.eval_indices(5, 8, "thumos14").shape == (8,)
 
 

@@ -20,8 +20,8 @@ from absl import logging
 import ml_collections
 
 from salx.app.run_config import ConfigError
-from salx.datasets import check as check_lib
 from salx.core import constants
+from salx.datasets import check as check_lib
 from salx.datasets import layouts
 from salx.datasets import synthesis
 from salx.datasets.errors import DataError
@@ -51,7 +51,7 @@ def default_synthetic_dir(spec: synthesis.SyntheticSpec) -> str:
 
 
 def _tfds_builders():
-  """salx.datasets.tfds_builders, imported only by runs that read TFDS (it is slow to load)."""
+  """salx.datasets.tfds_builders, imported only by runs that read TFDS (slow to load)."""
   from salx.datasets import tfds_builders  # pylint: disable=g-import-not-at-top
   return tfds_builders
 

@@ -1,4 +1,4 @@
-"""The batches of a run as pure NumPy functions: training (SPEC 2.9, 4) and test (SPEC 3, 4).
+"""The batches of a run, pure NumPy functions: training (SPEC 2.9, 4), test (SPEC 3, 4).
 
 Nothing here imports TensorFlow or JAX: `salx.datasets.input_pipeline` prefetches
 these batches with tf.data, and a benchmark or a test can call them directly.

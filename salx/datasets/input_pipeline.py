@@ -24,6 +24,7 @@ TensorFlow here only feeds data: it is kept off the GPUs (JAX's) before it is us
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import jax
@@ -54,8 +55,9 @@ hide_gpus_from_tensorflow()
 
 def as_source(source_or_tfds):
   """A data source from a FeatureSource, TfdsSource or prepared salx TFDS builder."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  if isinstance(source_or_tfds, tfds.core.DatasetBuilder):
+  # A TFDS builder exists only once TFDS is imported: no need to import it here.
+  tfds = sys.modules.get("tensorflow_datasets")
+  if tfds is not None and isinstance(source_or_tfds, tfds.core.DatasetBuilder):
     from salx.datasets import tfds_builders  # pylint: disable=g-import-not-at-top
     return tfds_builders.TfdsSource(source_or_tfds)
   return batches_lib.check_source(source_or_tfds)

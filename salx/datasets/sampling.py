@@ -134,7 +134,7 @@ def activitynet_test_indices(length: int, num_segments: int) -> np.ndarray:
 
 def train_indices(length: int, num_segments: int, rng: np.random.Generator,
                   sampling: str = THUMOS14) -> np.ndarray:
-  """[T] int64 training indices of the `sampling` code path ('thumos14' | 'activitynet')."""
+  """[T] int64 training indices of the `sampling` path ('thumos14' | 'activitynet')."""
   if check_sampling(sampling) == ACTIVITYNET:
     return activitynet_train_indices(length, num_segments, rng)
   return random_perturb_indices(length, num_segments, rng)

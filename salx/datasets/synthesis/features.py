@@ -1,4 +1,4 @@
-"""The synthetic I3D-like features of a planned video ([L, D]; see the package docstring)."""
+"""The synthetic I3D-like features [L, D] of a planned video (see the package docstring)."""
 
 from __future__ import annotations
 
