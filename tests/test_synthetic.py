@@ -1,16 +1,21 @@
-"""The synthetic dataset generator: the demo dataset, determinism, atomic writing."""
+"""The synthetic dataset generator (salx.datasets.synthesis) and its command line
+(salx.datasets.synthetic): the demo dataset, determinism, atomic writing, flags."""
 
 import dataclasses
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from salx.datasets import layouts
+from salx.datasets import synthesis
 from salx.datasets import synthetic
-from tests.conftest import data_file
+from salx.datasets.synthesis import features as features_lib
+from tests.conftest import ROOT, data_file
 
-TINY = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
+TINY = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
                                max_length=48)
 
 
@@ -30,14 +35,14 @@ def _assert_same_datasets(first, second):
 
 
 def test_default_spec_is_the_small_demo_dataset():
-  spec = synthetic.SyntheticSpec()
-  plans, class_names = synthetic.plan_synthetic_videos(spec)
+  spec = synthesis.SyntheticSpec()
+  plans, class_names = synthesis.plan_synthetic_videos(spec)
   train = [p for p in plans if p.split == "train"]
   test = [p for p in plans if p.split == "test"]
   assert (len(class_names), len(train), len(test)) == (5, 60, 30)
   assert spec.feature_dim == 2048
   assert all(spec.min_length <= p.length <= spec.max_length for p in plans)
-  assert synthetic.estimated_size_bytes(plans, spec) < 150e6
+  assert synthesis.estimated_size_bytes(plans, spec) < 150e6
   for name in class_names:   # Every class is learnable and evaluated.
     assert sum(name in p.segment_labels for p in train) >= 6
     assert sum(name in p.segment_labels for p in test) >= 2
@@ -47,7 +52,7 @@ def test_default_spec_is_the_small_demo_dataset():
 
 
 def test_plans_are_consistent():
-  plans, class_names = synthetic.plan_synthetic_videos(synthetic.SyntheticSpec())
+  plans, class_names = synthesis.plan_synthetic_videos(synthesis.SyntheticSpec())
   for plan in plans:
     assert layouts.snippets_for_duration(plan.duration) == plan.length
     starts, ends = plan.segments[:, 0], plan.segments[:, 1]
@@ -58,10 +63,10 @@ def test_plans_are_consistent():
 
 
 def test_generation_is_deterministic_for_a_seed(tmp_path):
-  first = synthetic.make_synthetic_dataset(tmp_path / "a", TINY)
-  second = synthetic.make_synthetic_dataset(tmp_path / "b", TINY)
+  first = synthesis.make_synthetic_dataset(tmp_path / "a", TINY)
+  second = synthesis.make_synthetic_dataset(tmp_path / "b", TINY)
   _assert_same_datasets(first, second)
-  other = synthetic.make_synthetic_dataset(tmp_path / "c",
+  other = synthesis.make_synthetic_dataset(tmp_path / "c",
                                            dataclasses.replace(TINY, seed=1))
   a, c = _all_records(first), _all_records(other)
   assert not np.array_equal(a["synthetic_train_0000"].features[:10],
@@ -69,8 +74,8 @@ def test_generation_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_a_video_does_not_depend_on_how_many_are_made(tmp_path):
-  few = _all_records(synthetic.make_synthetic_dataset(tmp_path / "few", TINY))
-  more = _all_records(synthetic.make_synthetic_dataset(
+  few = _all_records(synthesis.make_synthetic_dataset(tmp_path / "few", TINY))
+  more = _all_records(synthesis.make_synthetic_dataset(
       tmp_path / "more", dataclasses.replace(TINY, num_train=7)))
   for name in few:
     np.testing.assert_array_equal(few[name].features, more[name].features)
@@ -85,12 +90,12 @@ def _stream_projection(features, prototypes, half):
 
 
 def test_actions_carry_their_class_prototype_and_context_confuses():
-  spec = dataclasses.replace(synthetic.SyntheticSpec(), num_train=12, num_test=0)
-  plans, class_names = synthetic.plan_synthetic_videos(spec)
-  prototypes = synthetic.class_prototypes(spec, len(class_names))
+  spec = dataclasses.replace(synthesis.SyntheticSpec(), num_train=12, num_test=0)
+  plans, class_names = synthesis.plan_synthetic_videos(spec)
+  prototypes = synthesis.class_prototypes(spec, len(class_names))
   half = spec.feature_dim // 2
   own_action, own_context, own_background, other_action = [], [], [], []
-  for plan, record in zip(plans, synthetic.generate_records(plans, class_names, spec)):
+  for plan, record in zip(plans, synthesis.generate_records(plans, class_names, spec)):
     projection = _stream_projection(record.features, prototypes, half)
     snippet_seconds = (np.arange(plan.length) + 0.5) * layouts.SECONDS_PER_SNIPPET
     for (start, end), label in zip(plan.segments, plan.segment_labels):
@@ -115,7 +120,7 @@ def test_actions_carry_their_class_prototype_and_context_confuses():
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-  real_generate = synthetic.generate_records
+  real_generate = features_lib.generate_records
 
   def interrupted(plans, class_names, spec):
     for i, record in enumerate(real_generate(plans, class_names, spec)):
@@ -123,21 +128,21 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
         raise KeyboardInterrupt
       yield record
 
-  monkeypatch.setattr(synthetic, "generate_records", interrupted)
+  monkeypatch.setattr(features_lib, "generate_records", interrupted)
   with pytest.raises(KeyboardInterrupt):
-    synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
+    synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
   assert os.listdir(tmp_path) == []
 
 
 def test_existing_dataset_is_reused_and_a_different_one_refused(tmp_path):
-  path = synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
+  path = synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
   marker = os.path.join(path, "gt.json")
   stamp = os.stat(marker).st_mtime_ns
-  assert synthetic.make_synthetic_dataset(tmp_path / "data", TINY) == path
+  assert synthesis.make_synthetic_dataset(tmp_path / "data", TINY) == path
   assert os.stat(marker).st_mtime_ns == stamp
   with pytest.raises(layouts.DataError, match="already exists"):
-    synthetic.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet")
-  synthetic.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet",
+    synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet")
+  synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet",
                                    overwrite=True)
   assert layouts.detect_layout(path) == "acmnet"
   assert sorted(os.listdir(tmp_path)) == ["data"]
@@ -145,7 +150,7 @@ def test_existing_dataset_is_reused_and_a_different_one_refused(tmp_path):
 
 def test_empty_existing_folder_is_filled(tmp_path):
   (tmp_path / "data").mkdir()
-  path = synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
+  path = synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
   assert layouts.detect_layout(path) == "sal"
 
 
@@ -171,12 +176,66 @@ def test_cli_refuses_a_bad_spec(tmp_path, capsys):
   assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("argv,named", [
+    ([], "--out"),                                               # Required.
+    (["--out", "x", "--num_train", "many"], "num_train"),        # Not an integer.
+    (["--out", "x", "--layout", "bids"], "layout"),              # Not a layout.
+    (["--out", "x", "--loudness", "3"], "loudness"),             # No such flag.
+    (["--out", "x", "extra"], "extra"),                          # A stray argument.
+])
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path, monkeypatch, capsys, argv,
+                                                named):
+  monkeypatch.chdir(tmp_path)
+  assert synthetic.main(argv) == 2
+  captured = capsys.readouterr()
+  assert captured.out == ""
+  lines = captured.err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
+  assert not (tmp_path / "x").exists()
+
+
+def test_cli_copy_of_a_missing_annotation_file_names_it(tmp_path, capsys):
+  missing = tmp_path / "nowhere" / "gt.json"
+  status = synthetic.main(["--out", str(tmp_path / "x"), "--annotations", str(missing)])
+  assert status == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and str(missing) in err
+
+
+def test_cli_help_lists_every_flag_and_exits_0(capsys):
+  assert synthetic.main(["--help"]) == 0
+  text = capsys.readouterr().out
+  assert "python -m salx.datasets.synthetic" in text
+  names = ["out", "layout", "dataset", "annotations", "video_info", "split_train",
+           "split_test", "class_list", "max_videos", "max_snippets", "overwrite"]
+  names += [f.name for f in dataclasses.fields(synthesis.SyntheticSpec)]
+  for name in names:
+    assert f"--{name}" in text
+  assert "default 0.5" in text   # The SyntheticSpec defaults are shown.
+
+
+def test_cli_runs_as_a_module_and_defines_no_global_flags(tmp_path):
+  """`python -m` works; importing the command leaves absl's global flags alone."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  run = lambda *args: subprocess.run(   # noqa: E731
+      [sys.executable, *args], capture_output=True, text=True, env=env, cwd=tmp_path,
+      timeout=120)
+  help_run = run("-m", "salx.datasets.synthetic", "--help")
+  assert help_run.returncode == 0 and "--max_snippets" in help_run.stdout
+  bad = run("-m", "salx.datasets.synthetic", "--out", "x", "--seed", "-")
+  assert bad.returncode == 2 and "Traceback" not in bad.stderr
+  assert len(bad.stderr.strip().splitlines()) == 1 and "seed" in bad.stderr
+  imported = run("-c", "from absl import flags; import salx.datasets.synthetic; "
+                       "print('out' in flags.FLAGS, 'seed' in flags.FLAGS)")
+  assert imported.returncode == 0 and imported.stdout.split() == ["False", "False"]
+
+
 @pytest.mark.parametrize("changes", [dict(feature_dim=3), dict(min_length=0),
                                      dict(min_length=50, max_length=40),
                                      dict(noise_smoothness=1.0)])
 def test_spec_checks_its_fields(changes):
   with pytest.raises(ValueError, match="invalid SyntheticSpec"):
-    synthetic.SyntheticSpec(**changes)
+    synthesis.SyntheticSpec(**changes)
 
 
 def test_cli_copies_real_annotations(tmp_path):
@@ -203,7 +262,7 @@ def test_cli_copies_real_annotations(tmp_path):
 
 
 def test_cropping_keeps_instances_inside_the_window():
-  plans, _ = synthetic.plan_from_annotations(
+  plans, _ = synthesis.plan_from_annotations(
       data_file("activitynet13/gt_from_bsn.json"), "activitynet13",
       max_videos=20, max_snippets=25)
   assert len(plans) == 40

@@ -1,4 +1,6 @@
-"""Tests of the salx TFDS builders on the tiny dataset of test_input_pipeline."""
+"""Tests of the salx TFDS builders and of TfdsSource, the data source of a run with
+config.data_source = 'tfds': on the tiny dataset of test_input_pipeline and on a
+small synthetic folder, TFDS gives the same records, annotations and batches."""
 
 import os
 
@@ -6,11 +8,15 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from salx.datasets import input_pipeline
+from salx.app import data as data_lib
+from salx.app.run_config import ConfigError
+from salx.datasets import check as check_lib
 from salx.datasets import errors
+from salx.datasets import input_pipeline
 from salx.datasets import layouts
 from salx.datasets import tfds_builders
-from tests.test_input_pipeline import write_tiny_dataset
+from tests.test_input_pipeline import TEST_LENGTHS, TRAIN_LENGTHS, write_tiny_dataset
+from tests.test_train import synthetic_config
 
 T = 8
 
@@ -47,16 +53,53 @@ def _assert_same_record(actual: layouts.VideoRecord, expected: layouts.VideoReco
   assert actual.duration == expected.duration
 
 
-def test_prepared_dataset_is_random_access_with_the_source_facts(prepared, source):
+def test_prepared_dataset_is_random_access_with_the_source_facts(prepared, source,
+                                                                 data_dir):
+  assert isinstance(prepared, layouts.FeatureSource)
   assert prepared.random_access
-  assert prepared.dataset == "thumos14" and prepared.layout == "sal"
+  assert prepared.dataset == "thumos14" and prepared.layout == "tfds"
+  assert prepared.source_layout == "sal"
+  assert prepared.source_data_dir == os.path.realpath(data_dir)
+  assert prepared.data_dir == os.fspath(prepared.builder.data_dir)
   assert prepared.class_names == source.class_names
+  assert prepared.feature_dim == layouts.FEATURE_DIM
   for split in tfds_builders.SPLITS:
     names = source.video_names(split)
-    assert list(prepared.video_names(split)) == names
+    assert prepared.video_names(split) == names
     assert [prepared.num_snippets(split, n) for n in names] == [
         source.num_snippets(split, n) for n in names]
   assert prepared.ground_truth() == source.ground_truth()
+
+
+def test_annotations_come_from_the_metadata_unchanged(prepared, source):
+  assert os.path.isfile(prepared.annotation_file)
+  assert prepared.annotation_file.endswith(".json")
+  assert prepared.split_file("train") == prepared.annotation_file
+  for split in tfds_builders.SPLITS:
+    for name in source.video_names(split):
+      actual, expected = prepared.annotation(name), source.annotation(name)
+      assert (actual.name, actual.subset, actual.segment_labels, actual.video_labels,
+              actual.duration) == (expected.name, expected.subset,
+                                   expected.segment_labels, expected.video_labels,
+                                   expected.duration)
+      np.testing.assert_array_equal(actual.segments, expected.segments)
+      assert actual.segments.dtype == np.float64
+  assert prepared.annotation("not_a_video") is None
+
+
+def test_feature_file_is_the_record_file_holding_the_video(prepared, source):
+  for split in tfds_builders.SPLITS:
+    for name in source.video_names(split):
+      path = prepared.feature_file(split, name)
+      assert os.path.isfile(path) and f"-{split}." in os.path.basename(path)
+      np.testing.assert_array_equal(prepared.load_features(split, name),
+                                    source.load_features(split, name))
+
+
+def test_the_data_checks_read_a_prepared_dataset(prepared):
+  assert list(check_lib.iter_problems(prepared)) == []
+  for mode in ("quick", "full"):
+    data_lib.check_data(prepared, mode, "thumos14")
 
 
 def test_prepared_records_equal_the_source_records(prepared, source):
@@ -81,8 +124,8 @@ def test_builder_describes_its_features_and_splits(prepared):
       "duration"}
   assert info.features["features"].shape == (None, 2048)
   assert {s: info.splits[s].num_examples for s in ("train", "test")} == {
-      "train": 7, "test": 5}
-  assert "split_train.txt" in prepared.builder.MANUAL_DOWNLOAD_INSTRUCTIONS
+      "train": len(TRAIN_LENGTHS), "test": len(TEST_LENGTHS)}
+  assert "split_{train,test}.txt" in prepared.builder.MANUAL_DOWNLOAD_INSTRUCTIONS
 
 
 @pytest.mark.parametrize("as_builder", [False, True])
@@ -109,7 +152,7 @@ def test_prepare_reuses_a_prepared_dataset(prepared, data_dir, tfds_dir, monkeyp
   monkeypatch.setattr(tfds_builders.SalxThumos14, "_split_generators", fail)
   again = tfds_builders.prepare("thumos14", data_dir, tfds_dir)
   assert again.video_names("test") == prepared.video_names("test")
-  loaded = tfds_builders.load("thumos14", tfds_dir)
+  loaded = tfds_builders.open_prepared("thumos14", tfds_dir)
   _assert_same_record(loaded.load_index("test", 2), prepared.load_index("test", 2))
 
 
@@ -125,8 +168,8 @@ def test_builder_reads_a_named_layout(source, tmp_path):
   wtalc_dir = write_tiny_dataset(tmp_path / "wtalc", layout="wtalc")
   prepared = tfds_builders.prepare("thumos14", wtalc_dir, str(tmp_path / "tfds"),
                                    layout="wtalc")
-  assert prepared.layout == "wtalc"
-  assert list(prepared.video_names("train")) == source.video_names("train")
+  assert prepared.source_layout == "wtalc"
+  assert prepared.video_names("train") == source.video_names("train")
   for name in source.video_names("train"):
     _assert_same_record(prepared.load("train", name), source.load("train", name))
   with pytest.raises(errors.DataError, match="gt.json"):   # Not an 'acmnet' folder.
@@ -134,9 +177,20 @@ def test_builder_reads_a_named_layout(source, tmp_path):
                           layout="acmnet")
 
 
-def test_loading_an_unprepared_dataset_says_how_to_prepare(tmp_path):
-  with pytest.raises(errors.DataError, match="salx_activitynet12 is not prepared.*prepare"):
-    tfds_builders.load("activitynet12", str(tmp_path))
+def test_opening_an_unprepared_dataset_names_the_folder_and_the_command(tmp_path):
+  with pytest.raises(errors.DataError) as raised:
+    tfds_builders.open_prepared("activitynet12", str(tmp_path))
+  message = str(raised.value)
+  assert f"no prepared salx_activitynet12 1.1.0 in {tmp_path}" in message
+  assert "tfds_builders.prepare('activitynet12', 'DATA_DIR'" in message
+  assert "\n" not in message
+  assert raised.value.path.startswith(str(tmp_path))
+
+
+def test_a_dataset_prepared_from_another_folder_is_refused(prepared, tfds_dir, tmp_path):
+  other = write_tiny_dataset(tmp_path / "other")
+  with pytest.raises(errors.DataError, match="prepared from .* not from .*other"):
+    tfds_builders.prepare("thumos14", other, tfds_dir)
 
 
 def test_missing_data_folder_is_named(tmp_path):
@@ -152,3 +206,98 @@ def test_unknown_dataset_and_video_are_refused(prepared, tmp_path):
     prepared.load("test", "nope")
   with pytest.raises(errors.DataError, match="Unknown split 'val'"):
     prepared.video_names("val")
+
+
+# ---------------------------------------------------------------------------
+# A run with config.data_source = 'tfds' (salx.app.data.open_data).
+
+TINY_SYNTHETIC = dict(num_classes=3, num_train=5, num_test=3, min_length=10,
+                      max_length=60)
+
+
+def _synthetic_config(data_dir, **overrides):
+  """configs/synthetic.py at a tiny size, its data in `data_dir`."""
+  config = synthetic_config(data_dir=str(data_dir), **overrides)
+  config.synthetic.update(TINY_SYNTHETIC)
+  return config
+
+
+@pytest.fixture(scope="module")
+def synthetic_sources(tmp_path_factory):
+  """(folder source, TFDS source) of one small synthetic dataset, through open_data."""
+  root = tmp_path_factory.mktemp("synthetic")
+  folder = data_lib.open_data(_synthetic_config(root / "data"))
+  prepared = data_lib.open_data(_synthetic_config(
+      root / "data", data_source="tfds", tfds_data_dir=str(root / "tfds")))
+  return folder, prepared
+
+
+def test_open_data_reads_the_synthetic_dataset_through_tfds(synthetic_sources):
+  folder, prepared = synthetic_sources
+  assert isinstance(prepared, tfds_builders.TfdsSource)
+  assert folder.layout == "sal" and prepared.source_data_dir == folder.data_dir
+  assert prepared.video_names("test") == folder.video_names("test")
+  assert data_lib.num_classes_of(_synthetic_config(""), prepared) == 3
+
+
+@pytest.mark.parametrize("sampling", ["thumos14", "activitynet"])
+def test_first_training_and_evaluation_batches_equal_the_folders(synthetic_sources,
+                                                                 sampling):
+  """Exact arrays: the first two epochs of training, and every test batch."""
+  folder, prepared = synthetic_sources
+  train = dict(batch_size=2, num_segments=16, seed=3, num_steps=4, process_index=0,
+               process_count=1, sampling=sampling)
+  for a, b in zip(input_pipeline.train_batches(prepared, **train),
+                  input_pipeline.train_batches(folder, **train), strict=True):
+    assert a["features"].shape == (2, 16, layouts.FEATURE_DIM)
+    np.testing.assert_array_equal(a["features"], b["features"])
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+  test = dict(num_segments=16, batch_size=2, sampling=sampling)
+  produced = 0
+  for a, b in zip(input_pipeline.eval_batches(prepared, **test),
+                  input_pipeline.eval_batches(folder, **test), strict=True):
+    assert a.keys() == b.keys()
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])
+    produced += 1
+  assert produced == 2   # 3 test videos, the second batch padded.
+
+
+def test_open_data_from_tfds_needs_a_prepared_dataset(tmp_path):
+  config = _synthetic_config("", dataset="thumos14", data_source="tfds",
+                             tfds_data_dir=str(tmp_path / "empty"))
+  with pytest.raises(errors.DataError, match=f"no prepared salx_thumos14 .* in "
+                                             f"{tmp_path / 'empty'}"):
+    data_lib.open_data(config)
+
+
+@pytest.mark.parametrize("overrides,field", [
+    (dict(data_source="gcs"), "config.data_source 'gcs'"),
+    (dict(data_source="tfds", feature_dim=64), "config.feature_dim is 64"),
+])
+def test_open_data_refuses_a_config_tfds_cannot_serve(tmp_path, overrides, field):
+  with pytest.raises(ConfigError, match=field):
+    data_lib.open_data(_synthetic_config(tmp_path / "data", **overrides))
+  assert not (tmp_path / "data").exists()
+
+
+def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
+  """The evaluator's ground truth and test batches from a TfdsSource are the folder's."""
+  from salx.app import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  from salx.app import run_config  # pylint: disable=g-import-not-at-top
+  from salx.core import sharding  # pylint: disable=g-import-not-at-top
+  folder, prepared = synthetic_sources
+  config = _synthetic_config("")
+  config.update(hidden_dim=8, num_segments=32, eval_batch_size=2)
+  variant = run_config.make_variant(config)
+  model = run_config.make_model(config, 3, variant)
+  mesh = sharding.make_mesh()
+  from_folder, from_tfds = (evaluator_lib.TestEvaluator(model, s, variant, config, mesh)
+                            for s in (folder, prepared))
+  assert from_tfds.ground_truth.source == prepared.annotation_file
+  for field in ("video_ids", "class_names", "video", "label", "start", "end"):
+    np.testing.assert_array_equal(getattr(from_tfds.ground_truth, field),
+                                  getattr(from_folder.ground_truth, field))
+  for (a, *_), (b, *_) in zip(from_tfds.batches(), from_folder.batches(), strict=True):
+    for key in a:
+      np.testing.assert_array_equal(a[key], b[key])

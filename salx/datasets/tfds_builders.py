@@ -1,30 +1,31 @@
-"""TFDS builders for the SAL feature datasets, and random access to what they wrote.
+"""TFDS builders for the SAL feature datasets, and a data source reading what they wrote.
 
 The builders read nothing from the internet: the TFDS "manual dir" is the user's
-data folder, in any layout that `layouts.open_source` understands (detected
-automatically, or named with `layout=`). Preparing a builder copies every video of
-the train and test splits, in the order of the source's split lists, into
+data folder, in any layout of `layouts.open_source`. Preparing a builder copies
+every video of the train and test splits, in the order of the source's split lists, into
 `<tfds_data_dir>/salx_<dataset>/<version>/` in the array_record format, so that video i
 of a split can be read directly (`builder.as_data_source(split)[i]`) without holding
 the dataset in memory. Where array_record is not installed the builder falls back to
 TFRecord; `TfdsSource` then reads the split sequentially once and keeps it in memory
 (fine for THUMOS14, not for ActivityNet).
 
-`TfdsSource` exposes a prepared dataset with the interface of `layouts.FeatureSource`
-(`video_names`, `load`, `num_snippets`, `class_names`, `ground_truth`), so the input
-pipeline takes either one.
+`TfdsSource` is a `layouts.FeatureSource`: the trainer, the evaluator, the data
+checks and the input pipeline read it as they read a data folder, and get the same
+records, annotations and batches. Its layout is 'tfds', its `data_dir` the prepared
+folder; `source_data_dir` and `source_layout` name the folder it was prepared from.
 
-Typical use:
+Typical use (prepare once, from one process; then any run opens it):
 
-  source = tfds_builders.prepare('thumos14', '/data/thumos14', '~/tensorflow_datasets')
+  tfds_builders.prepare('thumos14', '/data/thumos14', '~/tensorflow_datasets')
+  source = tfds_builders.open_prepared('thumos14', '~/tensorflow_datasets')
   record = source.load('test', source.video_names('test')[0])
 
 The builders register as salx_thumos14, salx_activitynet12 and salx_activitynet13,
 so `tfds.builder('salx_thumos14', data_dir=...)` finds them once this module is
 imported. (The `tfds build` command line of TFDS 4.9.10 also needs apache-beam.)
 
-Prepare once, from one process: concurrent preparations of the same dataset into one
-`tfds_data_dir` race. Reading is safe from any number of processes.
+Concurrent preparations of the same dataset into one `tfds_data_dir` race. Reading
+is safe from any number of processes.
 """
 
 from __future__ import annotations
@@ -33,35 +34,31 @@ import logging
 import os
 import pathlib
 import threading
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from salx.core import constants
 from salx.datasets import errors
 from salx.datasets import layouts
+from salx.datasets import tfds_records
 
-FEATURE_DIM = 2048
-SPLITS = ("train", "test")
-_VERSION = "1.0.0"
+FEATURE_DIM = constants.FEATURE_DIM
+SPLITS = constants.SPLITS
+_VERSION = "1.1.0"
+_RELEASE_NOTES = {
+    "1.0.0": "Initial release: I3D features, video labels, segments.",
+    "1.1.0": "Every video's annotation and the source folder in the metadata.",
+}
+_METADATA_FILE = "metadata.json"   # Where TFDS writes `info.metadata`.
 
-_MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+_MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 salx does not download features. Point the manual dir (`--manual_dir` of `tfds build`,
 `tfds.download.DownloadConfig(manual_dir=...)`, or the `data_dir` argument of
 `salx.datasets.tfds_builders.prepare`) at your data folder, in one of the layouts that
-`salx.datasets.layouts.open_source` reads. The layout is detected automatically; pass
-`layout=` to the builder to name it. For example, the SAL / BaS-Net / UM layout:
-
-  <manual_dir>/
-    gt.json                            ActivityNet-style ground truth
-    split_train.txt, split_test.txt    one video name per line
-    features/train/rgb/<video>.npy     [L, 1024] float32 I3D RGB features
-    features/train/flow/<video>.npy    [L, 1024] float32 I3D flow features
-    features/test/rgb/<video>.npy
-    features/test/flow/<video>.npy
-
-See salx/datasets/layouts.py for the other accepted layouts (W-TALC style
-concatenated feature files, per-video 2048-d files, ...).
+`salx.datasets.layouts.open_source` reads (detected automatically; pass `layout=` to
+the builder to name it): {layouts.LAYOUT_DESCRIPTIONS}.
 """
 
 
@@ -95,12 +92,12 @@ class _SalFeatureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   """Shared builder of the SAL feature datasets; subclasses name the dataset.
 
   Besides the examples, the builder stores in `info.metadata`: the class names, the
-  video names and snippet counts of each split (in record order), the source's
-  ground-truth JSON dict and the layout it was read from.
+  video names and snippet counts of each split (in record order), the annotation of
+  every video, and the folder and layout it was read from.
   """
 
   VERSION = tfds.core.Version(_VERSION)
-  RELEASE_NOTES = {_VERSION: "Initial release: I3D features, video labels, segments."}
+  RELEASE_NOTES = _RELEASE_NOTES
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
   SOURCE_DATASET: str = ""  # The `layouts.open_source` dataset name.
   # TFDS finds a builder's file (for checksums, which manual downloads do not use) by
@@ -126,12 +123,12 @@ class _SalFeatureBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     source = layouts.open_source(
         os.fspath(dl_manager.manual_dir), self.SOURCE_DATASET, layout=self._layout)
-    self.info.metadata.update(_source_metadata(source))
+    self.info.metadata.update(tfds_records.source_metadata(source, dl_manager.manual_dir))
     return {split: self._generate_examples(source, split) for split in SPLITS}
 
   def _generate_examples(self, source, split: str):
     for index, name in enumerate(source.video_names(split)):
-      yield index, example_from_record(source.load(split, name))
+      yield index, tfds_records.example_from_record(source.load(split, name))
 
 
 class SalxThumos14(_SalFeatureBuilder):
@@ -159,56 +156,6 @@ BUILDERS = {
 }
 
 
-def _source_metadata(source) -> Dict[str, Any]:
-  """JSON-able facts of a source that readers need without decoding any record."""
-  return {
-      "dataset": source.dataset,
-      "layout": source.layout,
-      "class_names": list(source.class_names),
-      "video_names": {s: list(source.video_names(s)) for s in SPLITS},
-      "num_snippets": {s: [int(source.num_snippets(s, n)) for n in source.video_names(s)]
-                       for s in SPLITS},
-      "ground_truth": source.ground_truth(),
-  }
-
-
-def example_from_record(record: layouts.VideoRecord) -> Dict[str, Any]:
-  """The TFDS example of one `VideoRecord`."""
-  features = np.asarray(record.features, np.float32)
-  if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
-    raise errors.DataError(
-        f"video {record.name}: features have shape {features.shape}, "
-        f"expected [L, {FEATURE_DIM}]")
-  segments = np.asarray(record.segments, np.float64).reshape(-1, 2)
-  duration = np.nan if record.duration is None else float(record.duration)
-  return {
-      "name": record.name,
-      "features": features,
-      "labels": np.asarray(record.labels, np.float32),
-      "segments": segments,
-      "segment_labels": [str(label) for label in record.segment_labels],
-      "num_snippets": features.shape[0],
-      "duration": duration,
-  }
-
-
-def record_from_example(example: Mapping[str, Any]) -> layouts.VideoRecord:
-  """The `VideoRecord` of one decoded TFDS example (inverse of `example_from_record`)."""
-  duration = float(example["duration"])
-  return layouts.VideoRecord(
-      name=_text(example["name"]),
-      features=np.asarray(example["features"], np.float32),
-      labels=np.asarray(example["labels"], np.float32),
-      segments=np.asarray(example["segments"], np.float64).reshape(-1, 2),
-      segment_labels=tuple(_text(label) for label in example["segment_labels"]),
-      duration=None if np.isnan(duration) else duration,
-  )
-
-
-def _text(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def _array_record_available() -> bool:
   try:
     import array_record.python.array_record_module  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
@@ -226,18 +173,20 @@ def default_file_format() -> str:
   return "tfrecord"
 
 
-def builder(dataset: str, tfds_data_dir: str, *, layout: str = "auto"
+def builder(dataset: str, tfds_data_dir: Optional[str], *, layout: str = "auto"
             ) -> _SalFeatureBuilder:
-  """The (maybe unprepared) builder of `dataset` writing under `tfds_data_dir`."""
+  """The (maybe unprepared) builder of `dataset` under `tfds_data_dir` ('' or None:
+  TFDS's default folder, $TFDS_DATA_DIR or ~/tensorflow_datasets)."""
   try:
     cls = BUILDERS[dataset]
   except KeyError:
     raise errors.DataError(
         f"Unknown dataset {dataset!r}; expected one of {sorted(BUILDERS)}") from None
-  return cls(data_dir=os.path.expanduser(os.fspath(tfds_data_dir)), layout=layout)
+  data_dir = os.path.expanduser(os.fspath(tfds_data_dir)) if tfds_data_dir else None
+  return cls(data_dir=data_dir, layout=layout)
 
 
-def prepare(dataset: str, data_dir: str, tfds_data_dir: str, *,
+def prepare(dataset: str, data_dir: str, tfds_data_dir: Optional[str], *,
             layout: str = "auto", file_format: Optional[str] = None) -> "TfdsSource":
   """Builds the TFDS dataset from the data folder if it is not prepared yet.
 
@@ -250,64 +199,87 @@ def prepare(dataset: str, data_dir: str, tfds_data_dir: str, *,
 
   Returns:
     A `TfdsSource` reading the prepared dataset.
+
+  Raises:
+    DataError: a missing data folder, one no layout reads, or a dataset prepared
+      under `tfds_data_dir` from another folder.
   """
   data_dir = os.path.expanduser(os.fspath(data_dir))
   if not os.path.isdir(data_dir):
     raise errors.DataError(
         f"data folder {data_dir} does not exist; it must hold the {dataset} features "
-        f"in one of the layouts of salx/datasets/layouts.py")
+        f"in one of the layouts of salx/datasets/layouts.py", data_dir)
   dataset_builder = builder(dataset, tfds_data_dir, layout=layout)
   if not dataset_builder.is_prepared():
     dataset_builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=data_dir),
         file_format=file_format or default_file_format())
-  return TfdsSource(dataset_builder)
+  source = TfdsSource(dataset_builder)
+  if source.source_data_dir != os.path.realpath(data_dir):
+    raise errors.DataError(
+        f"{source.data_dir} holds {dataset} prepared from {source.source_data_dir}, "
+        f"not from {data_dir}; choose another tfds_data_dir or delete that folder",
+        source.data_dir)
+  return source
 
 
-def load(dataset: str, tfds_data_dir: str) -> "TfdsSource":
-  """A `TfdsSource` over an already prepared dataset; a clear error if it is not."""
+def open_prepared(dataset: str, tfds_data_dir: Optional[str]) -> "TfdsSource":
+  """The `TfdsSource` of a prepared dataset (what a run with data_source 'tfds' reads).
+
+  Raises:
+    DataError: nothing of this version is prepared there; the message names the
+      folder and the command that prepares it.
+  """
   dataset_builder = builder(dataset, tfds_data_dir)
   if not dataset_builder.is_prepared():
+    where = tfds_data_dir or "the default TFDS folder"
     raise errors.DataError(
-        f"TFDS dataset {dataset_builder.name} is not prepared under {tfds_data_dir} "
-        f"(looked in {dataset_builder.data_dir}); run "
-        f"salx.datasets.tfds_builders.prepare({dataset!r}, <data folder>, "
-        f"{tfds_data_dir!r}) first")
+        f"no prepared {dataset_builder.name} {_VERSION} in {where} (looked for "
+        f"{dataset_builder.data_dir}); prepare it once from the data folder with: "
+        f"python -c \"from salx.datasets import tfds_builders; "
+        f"tfds_builders.prepare({dataset!r}, 'DATA_DIR', {tfds_data_dir!r})\"",
+        dataset_builder.data_dir)
   return TfdsSource(dataset_builder)
 
 
-class TfdsSource:
-  """A prepared salx TFDS dataset with the reading interface of `layouts.FeatureSource`.
+class TfdsSource(layouts.FeatureSource):
+  """A prepared salx TFDS dataset, read as a `layouts.FeatureSource`.
 
   `load(split, name)` reads one record: with array_record directly by index (nothing
   else is held in memory); with TFRecord the whole split is read once and kept.
-  Thread-safe: the tf.data pipeline reads from several threads.
+  Annotations, class names and snippet counts come from the metadata, without
+  reading any record. Thread-safe: the tf.data pipeline reads from several threads.
+
+  Attributes:
+    builder: the prepared TFDS builder.
+    source_data_dir: the data folder the dataset was prepared from.
+    source_layout: that folder's layout.
   """
+
+  layout = "tfds"
 
   def __init__(self, dataset_builder: tfds.core.DatasetBuilder):
     if not dataset_builder.is_prepared():
       raise errors.DataError(
           f"TFDS dataset {dataset_builder.name} is not prepared in "
-          f"{dataset_builder.data_dir}")
-    self.builder = dataset_builder
+          f"{dataset_builder.data_dir}", dataset_builder.data_dir)
     metadata = dataset_builder.info.metadata
-    self.dataset: str = metadata["dataset"]
-    self.layout: str = metadata["layout"]
-    self.class_names: Tuple[str, ...] = tuple(metadata["class_names"])
+    super().__init__(os.fspath(dataset_builder.data_dir), metadata["dataset"],
+                     FEATURE_DIM)
+    self.builder = dataset_builder
+    self.source_data_dir: str = metadata["source_data_dir"]
+    self.source_layout: str = metadata["source_layout"]
+    self._class_names = tuple(metadata["class_names"])
     self._names = {s: tuple(metadata["video_names"][s]) for s in SPLITS}
     self._lengths = {s: dict(zip(self._names[s], metadata["num_snippets"][s]))
                      for s in SPLITS}
     self._index = {s: {n: i for i, n in enumerate(self._names[s])} for s in SPLITS}
+    self._annotations = tfds_records.annotations_from_metadata(metadata)
     self._lock = threading.Lock()
     self._readers: Dict[str, Any] = {}
 
   def __repr__(self) -> str:
-    return f"TfdsSource({self.builder.name}, {self.builder.data_dir})"
-
-  @property
-  def feature_dim(self) -> int:
-    """D, the width of a feature vector (always 2048 in these builders)."""
-    return FEATURE_DIM
+    return f"TfdsSource({self.builder.name} at {self.data_dir})"
 
   @property
   def random_access(self) -> bool:
@@ -315,34 +287,52 @@ class TfdsSource:
     formats = self.builder.info.available_file_formats()
     return any(f in tfds.core.FileFormat.with_random_access() for f in formats)
 
-  def video_names(self, split: str) -> Tuple[str, ...]:
+  @property
+  def annotation_file(self) -> str:
+    """The prepared metadata file, which holds the annotations and split lists."""
+    return os.path.join(self.data_dir, _METADATA_FILE)
+
+  def split_file(self, split: str) -> str:
+    _check_split(split)
+    return self.annotation_file
+
+  def video_names(self, split: str) -> List[str]:
     """Names of the videos of `split` ('train' or 'test') in record order."""
-    return self._names[_check_split(split)]
+    return list(self._names[_check_split(split)])
+
+  def annotation(self, name: str) -> Optional[layouts.VideoAnnotation]:
+    return self._annotations.get(name)
+
+  def feature_file(self, split: str, name: str) -> str:
+    """The record file (shard) holding video `name` of `split`."""
+    index = self._position(split, name)
+    info = self.builder.info.splits[split]
+    shard = int(np.searchsorted(np.cumsum(info.shard_lengths), index, side="right"))
+    return os.fspath(info.filepaths[shard])
 
   def num_snippets(self, split: str, name: str) -> int:
     """L, the original snippet count of one video (no record is read)."""
-    try:
-      return int(self._lengths[_check_split(split)][name])
-    except KeyError:
-      raise errors.DataError(
-          f"video {name!r} is not in the {split} split of {self!r}") from None
+    self._position(split, name)
+    return int(self._lengths[split][name])
 
-  def ground_truth(self) -> Dict[str, Any]:
-    """The source's ActivityNet-style ground-truth dict, as stored at preparation."""
-    return self.builder.info.metadata["ground_truth"]
+  def load_features(self, split: str, name: str) -> np.ndarray:
+    return self.load(split, name).features
 
   def load(self, split: str, name: str) -> layouts.VideoRecord:
     """Reads one video of `split` by name."""
-    try:
-      index = self._index[_check_split(split)][name]
-    except KeyError:
-      raise errors.DataError(
-          f"video {name!r} is not in the {split} split of {self!r}") from None
-    return self.load_index(split, index)
+    return self.load_index(split, self._position(split, name))
 
   def load_index(self, split: str, index: int) -> layouts.VideoRecord:
     """Reads record `index` of `split` (the index-th name of `video_names(split)`)."""
-    return record_from_example(self._reader(_check_split(split))[index])
+    return tfds_records.record_from_example(self._reader(_check_split(split))[index])
+
+  def _position(self, split: str, name: str) -> int:
+    try:
+      return self._index[_check_split(split)][name]
+    except KeyError:
+      raise errors.DataError(
+          f"video {name!r} is not in the {split} split of {self!r}",
+          self.annotation_file) from None
 
   def _reader(self, split: str) -> Sequence[Mapping[str, Any]]:
     with self._lock:
@@ -355,12 +345,13 @@ class TfdsSource:
     """All records of a TFRecord split, in `video_names` order."""
     by_name = {}
     for example in tfds.as_numpy(self.builder.as_dataset(split, shuffle_files=False)):
-      by_name[_text(example["name"])] = example
+      by_name[tfds_records.text(example["name"])] = example
     missing = [n for n in self._names[split] if n not in by_name]
     if missing:
       raise errors.DataError(
           f"{self!r}: {len(missing)} videos of the {split} split are missing from the "
-          f"records, e.g. {missing[0]!r}; delete {self.builder.data_dir} and prepare again")
+          f"records, e.g. {missing[0]!r}; delete {self.data_dir} and prepare again",
+          self.data_dir)
     return [by_name[n] for n in self._names[split]]
 
 
