@@ -47,7 +47,7 @@ from salx.postprocess import evaluation
 from salx.postprocess import inference
 from salx.core import sharding
 from salx.core import variants  # noqa: E402
-from salx.datasets import sampling, synthetic  # noqa: E402
+from salx.datasets import sampling, synthesis  # noqa: E402
 from salx.core.model import build_model  # noqa: E402
 from salx.core.train_step import create_train_state, make_eval_forward, make_train_step  # noqa: E402
 
@@ -77,10 +77,10 @@ def _worker_evaluate(step, per_video):
 def make_data(annotations, video_info, seed):
   """(train features list, test features [210, T, D], test lengths, test names,
   train labels [N, C], ground-truth JSON, class names)."""
-  spec = synthetic.SyntheticSpec(seed=seed)
-  plans, class_names = synthetic.plan_from_annotations(annotations, "thumos14",
+  spec = synthesis.SyntheticSpec(seed=seed)
+  plans, class_names = synthesis.plan_from_annotations(annotations, "thumos14",
                                                        video_info=video_info)
-  records = list(synthetic.generate_records(plans, class_names, spec))
+  records = list(synthesis.generate_records(plans, class_names, spec))
   train = [r for r, p in zip(records, plans) if p.split == "train"]
   test = [r for r, p in zip(records, plans) if p.split == "test"]
   t = variants.THUMOS14.num_segments

@@ -15,7 +15,7 @@ import configs.thumos
 from salx.app import data
 from salx.app import run_config
 from salx.core import variants
-from salx.datasets import synthetic
+from salx.datasets import synthesis
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ("synthetic", "thumos", "activitynet12", "activitynet13")
@@ -66,7 +66,7 @@ def test_activitynet_is_the_authors_setting(name, dataset):
 def test_synthetic_knobs_are_the_spec_fields():
   config = load("synthetic").get_config()
   spec = data.synthetic_spec(config)
-  fields = {f.name for f in dataclasses.fields(synthetic.SyntheticSpec)}
+  fields = {f.name for f in dataclasses.fields(synthesis.SyntheticSpec)}
   assert set(config.synthetic) == fields - {"feature_dim"}
   assert spec.feature_dim == config.feature_dim
   other = data.synthetic_spec(load("synthetic").get_config().unlock())

@@ -20,6 +20,8 @@ from salx.datasets import errors
 from salx.datasets import input_pipeline
 from salx.datasets import layouts
 from salx.datasets import sampling
+from salx.datasets import source as source_lib
+from salx.core import constants
 
 CLASSES = ("Alpha", "Beta", "Gamma")
 TRAIN_LENGTHS = (5, 9, 12, 3, 17, 8, 11)   # N = 7 training videos.
@@ -27,10 +29,10 @@ TEST_LENGTHS = (4, 6, 15, 8, 21, 1)        # 6 test videos, one of a single snip
 T = 8
 
 
-def _record(name: str, video_id: int, length: int) -> layouts.VideoRecord:
+def _record(name: str, video_id: int, length: int) -> source_lib.VideoRecord:
   """A video whose features say (video_id, snippet index) in columns 0 and 1."""
   rng = np.random.default_rng(video_id)
-  features = rng.normal(size=(length, layouts.FEATURE_DIM)).astype(np.float32)
+  features = rng.normal(size=(length, constants.FEATURE_DIM)).astype(np.float32)
   features[:, 0] = video_id
   features[:, 1] = np.arange(length)
   first, second = video_id % 3, (video_id + 1) % 3
@@ -40,7 +42,7 @@ def _record(name: str, video_id: int, length: int) -> layouts.VideoRecord:
   for label in segment_labels:
     labels[CLASSES.index(label)] = 1.0
   segments = np.array([[0.5, 1.25], [2.0, 3.5]][:len(segment_labels)], np.float64)
-  return layouts.VideoRecord(
+  return source_lib.VideoRecord(
       name=name, features=features, labels=labels, segments=segments,
       segment_labels=segment_labels, duration=None if video_id % 2 else 0.64 * length)
 
@@ -54,9 +56,7 @@ def write_tiny_dataset(root, layout: str = "sal") -> str:
       name = f"video_{split}_{i:03d}"
       splits[split].append(name)
       records.append(_record(name, offset + i, length))
-  writer = {"sal": layouts.write_sal_layout, "acmnet": layouts.write_acmnet_layout,
-            "wtalc": layouts.write_wtalc_layout}[layout]
-  return writer(str(root), records, splits, CLASSES)
+  return layouts.write_layout(layout, str(root), records, splits, CLASSES)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def test_train_batches_have_the_documented_shapes(source):
   produced = _batches(source, batch_size=2, seed=0, num_steps=4)
   assert len(produced) == 4
   for batch in produced:
-    assert batch["features"].shape == (2, T, layouts.FEATURE_DIM)
+    assert batch["features"].shape == (2, T, constants.FEATURE_DIM)
     assert batch["features"].dtype == np.float32
     assert batch["labels"].shape == (2, len(CLASSES))
     assert batch["labels"].dtype == np.float32
@@ -185,7 +185,7 @@ def test_two_hosts_concatenate_to_the_one_host_global_batch(source):
   host_1 = _batches(source, batch_size=4, seed=9, num_steps=5, process_index=1,
                     process_count=2)
   for whole, first, second in zip(one_host, host_0, host_1):
-    assert first["features"].shape == (2, T, layouts.FEATURE_DIM)
+    assert first["features"].shape == (2, T, constants.FEATURE_DIM)
     for key in ("features", "labels"):
       np.testing.assert_array_equal(
           whole[key], np.concatenate([first[key], second[key]]))
@@ -226,7 +226,7 @@ def test_non_source_is_refused_with_a_clear_error():
 def test_wrong_label_count_names_the_video(source):
   class WrongLabels:
     class_names = source.class_names + ("Delta",)
-    feature_dim = layouts.FEATURE_DIM
+    feature_dim = constants.FEATURE_DIM
 
     def video_names(self, split):
       return source.video_names(split)
@@ -248,7 +248,7 @@ def test_eval_videos_are_uniformly_sampled(source, keep_all):
     record = source.load("test", video["name"])
     assert video["num_snippets"] == length
     expected_count = length if keep_all and length <= T else T
-    assert video["features"].shape == (expected_count, layouts.FEATURE_DIM)
+    assert video["features"].shape == (expected_count, constants.FEATURE_DIM)
     indices = np.arange(expected_count) * length // expected_count
     np.testing.assert_array_equal(video["features"], record.features[indices])
     np.testing.assert_array_equal(video["labels"], record.labels)
@@ -273,7 +273,7 @@ def _check_padded_batches(source, produced, batch_size, sampling_name, keep_all)
   names = source.video_names("test")
   assert len(produced) == batches.num_eval_batches(len(names), batch_size)
   for k, batch in enumerate(produced):
-    assert batch["features"].shape == (batch_size, T, layouts.FEATURE_DIM)
+    assert batch["features"].shape == (batch_size, T, constants.FEATURE_DIM)
     assert batch["mask"].shape == (batch_size, T) and batch["mask"].dtype == bool
     for row in range(batch_size):
       index = batch_size * k + row

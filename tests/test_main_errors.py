@@ -16,10 +16,10 @@ import pytest
 import configs.thumos
 
 from salx import main
-from salx.datasets import synthetic
+from salx.datasets import synthesis
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SPEC = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
+SPEC = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
                                max_length=40, feature_dim=64)
 
 
@@ -32,7 +32,7 @@ def thumos_config(data_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def clean_data(tmp_path_factory):
-  return synthetic.make_synthetic_dataset(tmp_path_factory.mktemp("data") / "clean",
+  return synthesis.make_synthetic_dataset(tmp_path_factory.mktemp("data") / "clean",
                                           SPEC)
 
 

@@ -13,6 +13,9 @@ from salx.datasets import layouts
 from salx.datasets import synthesis
 from salx.datasets import synthetic
 from salx.datasets.synthesis import features as features_lib
+from salx.datasets import source as source_lib
+from salx.core import constants
+from salx.datasets import errors
 from tests.conftest import ROOT, data_file
 
 TINY = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
@@ -22,7 +25,7 @@ TINY = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_lengt
 def _all_records(folder, dataset="thumos14"):
   source = layouts.open_source(folder, dataset)
   return {name: source.load(split, name)
-          for split in layouts.SPLITS for name in source.video_names(split)}
+          for split in constants.SPLITS for name in source.video_names(split)}
 
 
 def _assert_same_datasets(first, second):
@@ -54,10 +57,10 @@ def test_default_spec_is_the_small_demo_dataset():
 def test_plans_are_consistent():
   plans, class_names = synthesis.plan_synthetic_videos(synthesis.SyntheticSpec())
   for plan in plans:
-    assert layouts.snippets_for_duration(plan.duration) == plan.length
+    assert source_lib.snippets_for_duration(plan.duration) == plan.length
     starts, ends = plan.segments[:, 0], plan.segments[:, 1]
     assert np.all(ends > starts) and np.all(starts >= 0)
-    assert np.all(ends <= plan.length * layouts.SECONDS_PER_SNIPPET)
+    assert np.all(ends <= plan.length * constants.SECONDS_PER_SNIPPET)
     assert np.all(starts[1:] >= ends[:-1])   # No overlapping instances.
     assert set(plan.segment_labels) <= set(class_names)
 
@@ -97,7 +100,7 @@ def test_actions_carry_their_class_prototype_and_context_confuses():
   own_action, own_context, own_background, other_action = [], [], [], []
   for plan, record in zip(plans, synthesis.generate_records(plans, class_names, spec)):
     projection = _stream_projection(record.features, prototypes, half)
-    snippet_seconds = (np.arange(plan.length) + 0.5) * layouts.SECONDS_PER_SNIPPET
+    snippet_seconds = (np.arange(plan.length) + 0.5) * constants.SECONDS_PER_SNIPPET
     for (start, end), label in zip(plan.segments, plan.segment_labels):
       c = class_names.index(label)
       inside = (snippet_seconds > start) & (snippet_seconds < end)
@@ -140,7 +143,7 @@ def test_existing_dataset_is_reused_and_a_different_one_refused(tmp_path):
   stamp = os.stat(marker).st_mtime_ns
   assert synthesis.make_synthetic_dataset(tmp_path / "data", TINY) == path
   assert os.stat(marker).st_mtime_ns == stamp
-  with pytest.raises(layouts.DataError, match="already exists"):
+  with pytest.raises(errors.DataError, match="already exists"):
     synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet")
   synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet",
                                    overwrite=True)
@@ -248,14 +251,14 @@ def test_cli_copies_real_annotations(tmp_path):
   assert status == 0
   source = layouts.open_source(out, "thumos14")
   assert source.class_names[0] == "BaseballPitch" and len(source.class_names) == 20
-  real = layouts.read_ground_truth_json(data_file("thumos14/gt.json"))
-  for split in layouts.SPLITS:
+  real = source_lib.read_ground_truth_json(data_file("thumos14/gt.json"))
+  for split in constants.SPLITS:
     names = source.video_names(split)
     assert len(names) == 2 and all(n in real for n in names)
     for name in names:
       record = source.load(split, name)
       assert record.num_snippets <= 32
-      assert record.num_snippets == layouts.snippets_for_duration(record.duration)
+      assert record.num_snippets == source_lib.snippets_for_duration(record.duration)
       assert record.segments.max() <= record.duration
       assert record.segment_labels
       assert set(record.segment_labels) <= set(real[name].segment_labels)

@@ -10,11 +10,13 @@ import tensorflow_datasets as tfds
 
 from salx.app import data as data_lib
 from salx.app.run_config import ConfigError
-from salx.datasets import check as check_lib
 from salx.datasets import errors
 from salx.datasets import input_pipeline
 from salx.datasets import layouts
 from salx.datasets import tfds_builders
+from salx.datasets import source as source_lib
+from salx.core import constants
+from salx.datasets import validate
 from tests.test_input_pipeline import TEST_LENGTHS, TRAIN_LENGTHS, write_tiny_dataset
 from tests.test_train import synthetic_config
 
@@ -42,7 +44,7 @@ def prepared(data_dir, tfds_dir):
   return tfds_builders.prepare("thumos14", data_dir, tfds_dir)
 
 
-def _assert_same_record(actual: layouts.VideoRecord, expected: layouts.VideoRecord):
+def _assert_same_record(actual: source_lib.VideoRecord, expected: source_lib.VideoRecord):
   assert actual.name == expected.name
   np.testing.assert_array_equal(actual.features, expected.features)
   assert actual.features.dtype == np.float32
@@ -55,14 +57,14 @@ def _assert_same_record(actual: layouts.VideoRecord, expected: layouts.VideoReco
 
 def test_prepared_dataset_is_random_access_with_the_source_facts(prepared, source,
                                                                  data_dir):
-  assert isinstance(prepared, layouts.FeatureSource)
+  assert isinstance(prepared, source_lib.FeatureSource)
   assert prepared.random_access
   assert prepared.dataset == "thumos14" and prepared.layout == "tfds"
   assert prepared.source_layout == "sal"
   assert prepared.source_data_dir == os.path.realpath(data_dir)
   assert prepared.data_dir == os.fspath(prepared.builder.data_dir)
   assert prepared.class_names == source.class_names
-  assert prepared.feature_dim == layouts.FEATURE_DIM
+  assert prepared.feature_dim == constants.FEATURE_DIM
   for split in tfds_builders.SPLITS:
     names = source.video_names(split)
     assert prepared.video_names(split) == names
@@ -97,7 +99,7 @@ def test_feature_file_is_the_record_file_holding_the_video(prepared, source):
 
 
 def test_the_data_checks_read_a_prepared_dataset(prepared):
-  assert list(check_lib.iter_problems(prepared)) == []
+  assert list(validate.iter_problems(prepared)) == []
   for mode in ("quick", "full"):
     data_lib.check_data(prepared, mode, "thumos14")
 
@@ -249,7 +251,7 @@ def test_first_training_and_evaluation_batches_equal_the_folders(synthetic_sourc
                process_count=1, sampling=sampling)
   for a, b in zip(input_pipeline.train_batches(prepared, **train),
                   input_pipeline.train_batches(folder, **train), strict=True):
-    assert a["features"].shape == (2, 16, layouts.FEATURE_DIM)
+    assert a["features"].shape == (2, 16, constants.FEATURE_DIM)
     np.testing.assert_array_equal(a["features"], b["features"])
     np.testing.assert_array_equal(a["labels"], b["labels"])
   test = dict(num_segments=16, batch_size=2, sampling=sampling)

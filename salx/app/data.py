@@ -21,10 +21,11 @@ import ml_collections
 
 from salx.app.run_config import ConfigError
 from salx.core import constants
-from salx.datasets import check as check_lib
 from salx.datasets import layouts
 from salx.datasets import synthesis
 from salx.datasets.errors import DataError
+from salx.datasets import source
+from salx.datasets import validate
 
 DATA_SOURCES = ("folder", "tfds")
 
@@ -64,7 +65,7 @@ def _check_tfds_feature_dim(config: ml_collections.ConfigDict) -> None:
         f"{constants.FEATURE_DIM} or --config.data_source=folder")
 
 
-def open_data(config: ml_collections.ConfigDict) -> layouts.FeatureSource:
+def open_data(config: ml_collections.ConfigDict) -> source.FeatureSource:
   """The data source of the run; generates the synthetic dataset on first use.
 
   Raises:
@@ -102,7 +103,7 @@ def open_data(config: ml_collections.ConfigDict) -> layouts.FeatureSource:
                              feature_dim=config.feature_dim)
 
 
-def _quick_problems(source: layouts.FeatureSource) -> Iterator[check_lib.Problem]:
+def _quick_problems(source: source.FeatureSource) -> Iterator[validate.Problem]:
   """Problems visible without reading the features: missing files, shapes from the
   .npy headers, RGB/flow length mismatches, annotations and labels."""
   known = set(source.class_names)
@@ -111,23 +112,23 @@ def _quick_problems(source: layouts.FeatureSource) -> Iterator[check_lib.Problem
       try:
         source.num_snippets(split, name)
       except DataError as e:
-        yield check_lib.Problem(e.path or source.feature_file(split, name), str(e))
+        yield validate.Problem(e.path or source.feature_file(split, name), str(e))
       annotation = source.annotation(name)
       if annotation is None:
-        yield check_lib.Problem(source.annotation_file,
+        yield validate.Problem(source.annotation_file,
                                 f"video {name} of the {split} split has no annotation")
         continue
       for label in sorted(set(annotation.video_labels) | set(annotation.segment_labels)):
         if label not in known:
-          yield check_lib.Problem(source.annotation_file,
+          yield validate.Problem(source.annotation_file,
                                   f"video {name} has label {label!r}, which is not one "
                                   f"of the {len(known)} classes of the class list")
       if split == "train" and not annotation.video_labels:
-        yield check_lib.Problem(source.annotation_file,
+        yield validate.Problem(source.annotation_file,
                                 f"training video {name} has no labels")
 
 
-def check_data(source: layouts.FeatureSource, mode: str, dataset: str) -> None:
+def check_data(source: source.FeatureSource, mode: str, dataset: str) -> None:
   """Stops the run before training when the data folder has problems.
 
   Args:
@@ -141,7 +142,7 @@ def check_data(source: layouts.FeatureSource, mode: str, dataset: str) -> None:
   """
   if mode == "none":
     return
-  problems = list(check_lib.iter_problems(source) if mode == "full"
+  problems = list(validate.iter_problems(source) if mode == "full"
                   else _quick_problems(source))
   if not problems:
     return
@@ -158,7 +159,7 @@ def check_data(source: layouts.FeatureSource, mode: str, dataset: str) -> None:
 
 
 def num_classes_of(config: ml_collections.ConfigDict,
-                   source: layouts.FeatureSource) -> int:
+                   source: source.FeatureSource) -> int:
   """C from the data; config.num_classes, when set, must agree."""
   num_classes = len(source.class_names)
   if config.num_classes and config.num_classes != num_classes:

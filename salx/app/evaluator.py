@@ -20,10 +20,10 @@ from salx.core import sharding
 from salx.core import train_step as train_step_lib
 from salx.core import variants
 from salx.datasets import input_pipeline
-from salx.datasets import layouts
 from salx.postprocess import evaluation
 from salx.postprocess import inference
 from salx.postprocess import localization
+from salx.datasets import source
 
 
 def _to_host(tree: Any) -> Any:
@@ -49,7 +49,7 @@ class TestEvaluator:
   processes must agree.
   """
 
-  def __init__(self, model: model_lib.SAL, source: layouts.FeatureSource,
+  def __init__(self, model: model_lib.SAL, source: source.FeatureSource,
                variant: variants.Variant, config: ml_collections.ConfigDict, mesh):
     self.source, self.variant, self.mesh = source, variant, mesh
     self.class_names = tuple(source.class_names)
@@ -88,7 +88,8 @@ class TestEvaluator:
     batches = []
     for batch in input_pipeline.eval_batches(
         self.source, num_segments=self.num_segments, batch_size=self.batch_size,
-        keep_all_if_shorter=self.keep_all_if_shorter, split="test"):
+        keep_all_if_shorter=self.keep_all_if_shorter, split="test",
+        sampling=self.variant.sampling):
       item = ({k: batch[k] for k in ("names", "num_snippets", "labels", "valid", "mask")},
               _full_batch_on_mesh(batch["features"], self.mesh),
               _full_batch_on_mesh(batch["mask"], self.mesh))

@@ -142,6 +142,9 @@ def config_problems(config: ml_collections.ConfigDict) -> List[str]:
         f"config.num_segments = {config.num_segments} is smaller than the largest top-k "
         f"of the {variant.name} code path ({largest} snippets); raise it or lower "
         "config.sal.pseudo_topk_fixed / pseudo_topk_extra")
+  if variant.sampling == "activitynet" and not config.eval_keep_all_if_shorter:
+    problems.append("config.eval_keep_all_if_shorter must be True with the activitynet "
+                    "sampling (its test videos shorter than T are always kept whole)")
   if config.data_source == "tfds" and not config.tfds_data_dir:
     problems.append("config.data_source is 'tfds' but config.tfds_data_dir is empty")
   return problems

@@ -243,7 +243,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       source, batch_size=config.batch_size, num_segments=config.num_segments,
       seed=config.seed, start_step=start_step,
       num_steps=config.num_steps - start_step, process_index=jax.process_index(),
-      process_count=jax.process_count(), cache=config.cache_data), mesh)
+      process_count=jax.process_count(), cache=config.cache_data,
+      sampling=variant.sampling), mesh)
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
   watch = preemption.PreemptionWatch()

@@ -4,7 +4,7 @@ Nothing here imports TensorFlow or JAX: `salx.datasets.input_pipeline` prefetche
 these batches with tf.data, and a benchmark or a test can call them directly.
 
 Sources. Every function reads a `SplitReader` over a data source: a
-`layouts.FeatureSource` (a data folder) or a `tfds_builders.TfdsSource` (a prepared
+`source.FeatureSource` (a data folder) or a `tfds_builders.TfdsSource` (a prepared
 TFDS dataset); both give the same records for the same data.
 
 Training batches are a pure function of (seed, step). With N training videos (in the
@@ -38,8 +38,8 @@ import numpy as np
 
 from salx.core import constants
 from salx.datasets import errors
-from salx.datasets import layouts
 from salx.datasets import sampling as sampling_lib
+from salx.datasets import source
 
 _PERMUTATION_STREAM = 0
 _SAMPLING_STREAM = 1
@@ -50,7 +50,7 @@ def check_source(source):
   """`source` itself if it reads like a data source; a TypeError otherwise."""
   if not all(hasattr(source, a) for a in _SOURCE_INTERFACE):
     raise TypeError(
-        f"{source!r} is not a data source: pass a layouts.FeatureSource, a "
+        f"{source!r} is not a data source: pass a source.FeatureSource, a "
         "tfds_builders.TfdsSource or a prepared salx TFDS builder")
   return source
 
@@ -72,13 +72,13 @@ class SplitReader:
     self.names: Tuple[str, ...] = tuple(self.source.video_names(split))
     self.num_classes = len(self.source.class_names)
     self.feature_dim = int(getattr(self.source, "feature_dim", constants.FEATURE_DIM))
-    self._cache: Optional[Dict[int, layouts.VideoRecord]] = {} if cache else None
+    self._cache: Optional[Dict[int, source.VideoRecord]] = {} if cache else None
     self._lock = threading.Lock()
 
   def __len__(self) -> int:
     return len(self.names)
 
-  def load(self, index: int) -> layouts.VideoRecord:
+  def load(self, index: int) -> source.VideoRecord:
     """Video `index` of the split, its features [L, D] and labels [C] checked."""
     index = int(index)
     if self._cache is not None:
@@ -91,7 +91,7 @@ class SplitReader:
         self._cache[index] = record
     return record
 
-  def _read(self, index: int) -> layouts.VideoRecord:
+  def _read(self, index: int) -> source.VideoRecord:
     name = self.names[index]
     if hasattr(self.source, "load_index"):
       record = self.source.load_index(self.split, index)

@@ -5,7 +5,7 @@ What a batch holds, and why it is a pure function of (seed, step), is stated in
 worker threads and prefetches their results, so that reading and sampling overlap
 the training step. Resuming at step s is starting `train_dataset` at `start_step=s`.
 
-Sources. Every function takes a `layouts.FeatureSource` (a data folder: the synthetic
+Sources. Every function takes a `source.FeatureSource` (a data folder: the synthetic
 demo, benchmarks and tests), a `tfds_builders.TfdsSource` or a prepared salx TFDS
 builder (`tfds_builders.open_prepared`). Videos are read one at a time, so nothing
 holds a whole split in memory unless `cache=True` (sensible for THUMOS14-sized data).

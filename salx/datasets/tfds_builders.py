@@ -9,7 +9,7 @@ the dataset in memory. Where array_record is not installed the builder falls bac
 TFRecord; `TfdsSource` then reads the split sequentially once and keeps it in memory
 (fine for THUMOS14, not for ActivityNet).
 
-`TfdsSource` is a `layouts.FeatureSource`: the trainer, the evaluator, the data
+`TfdsSource` is a `source.FeatureSource`: the trainer, the evaluator, the data
 checks and the input pipeline read it as they read a data folder, and get the same
 records, annotations and batches. Its layout is 'tfds', its `data_dir` the prepared
 folder; `source_data_dir` and `source_layout` name the folder it was prepared from.
@@ -43,6 +43,7 @@ from salx.core import constants
 from salx.datasets import errors
 from salx.datasets import layouts
 from salx.datasets import tfds_records
+from salx.datasets import source
 
 FEATURE_DIM = constants.FEATURE_DIM
 SPLITS = constants.SPLITS
@@ -242,8 +243,8 @@ def open_prepared(dataset: str, tfds_data_dir: Optional[str]) -> "TfdsSource":
   return TfdsSource(dataset_builder)
 
 
-class TfdsSource(layouts.FeatureSource):
-  """A prepared salx TFDS dataset, read as a `layouts.FeatureSource`.
+class TfdsSource(source.FeatureSource):
+  """A prepared salx TFDS dataset, read as a `source.FeatureSource`.
 
   `load(split, name)` reads one record: with array_record directly by index (nothing
   else is held in memory); with TFRecord the whole split is read once and kept.
@@ -300,7 +301,7 @@ class TfdsSource(layouts.FeatureSource):
     """Names of the videos of `split` ('train' or 'test') in record order."""
     return list(self._names[_check_split(split)])
 
-  def annotation(self, name: str) -> Optional[layouts.VideoAnnotation]:
+  def annotation(self, name: str) -> Optional[source.VideoAnnotation]:
     return self._annotations.get(name)
 
   def feature_file(self, split: str, name: str) -> str:
@@ -318,11 +319,11 @@ class TfdsSource(layouts.FeatureSource):
   def load_features(self, split: str, name: str) -> np.ndarray:
     return self.load(split, name).features
 
-  def load(self, split: str, name: str) -> layouts.VideoRecord:
+  def load(self, split: str, name: str) -> source.VideoRecord:
     """Reads one video of `split` by name."""
     return self.load_index(split, self._position(split, name))
 
-  def load_index(self, split: str, index: int) -> layouts.VideoRecord:
+  def load_index(self, split: str, index: int) -> source.VideoRecord:
     """Reads record `index` of `split` (the index-th name of `video_names(split)`)."""
     return tfds_records.record_from_example(self._reader(_check_split(split))[index])
 

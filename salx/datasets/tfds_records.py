@@ -16,7 +16,7 @@ import numpy as np
 
 from salx.core import constants
 from salx.datasets import errors
-from salx.datasets import layouts
+from salx.datasets import source
 
 
 def text(value) -> str:
@@ -24,7 +24,7 @@ def text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def example_from_record(record: layouts.VideoRecord) -> Dict[str, Any]:
+def example_from_record(record: source.VideoRecord) -> Dict[str, Any]:
   """The TFDS example of one `VideoRecord` (features [L, 2048], segments [N, 2])."""
   features = np.asarray(record.features, np.float32)
   if features.ndim != 2 or features.shape[1] != constants.FEATURE_DIM:
@@ -43,10 +43,10 @@ def example_from_record(record: layouts.VideoRecord) -> Dict[str, Any]:
   }
 
 
-def record_from_example(example: Mapping[str, Any]) -> layouts.VideoRecord:
+def record_from_example(example: Mapping[str, Any]) -> source.VideoRecord:
   """The `VideoRecord` of one decoded TFDS example (inverse of `example_from_record`)."""
   duration = float(example["duration"])
-  return layouts.VideoRecord(
+  return source.VideoRecord(
       name=text(example["name"]),
       features=np.asarray(example["features"], np.float32),
       labels=np.asarray(example["labels"], np.float32),
@@ -56,7 +56,7 @@ def record_from_example(example: Mapping[str, Any]) -> layouts.VideoRecord:
   )
 
 
-def _annotation_json(annotation: Optional[layouts.VideoAnnotation]
+def _annotation_json(annotation: Optional[source.VideoAnnotation]
                      ) -> Optional[Dict[str, Any]]:
   if annotation is None:
     return None
@@ -67,7 +67,7 @@ def _annotation_json(annotation: Optional[layouts.VideoAnnotation]
           "duration": annotation.duration}
 
 
-def source_metadata(source: layouts.FeatureSource, data_dir) -> Dict[str, Any]:
+def source_metadata(source: source.FeatureSource, data_dir) -> Dict[str, Any]:
   """The JSON-able metadata of a dataset prepared from `source`, read at `data_dir`."""
   names = {s: list(source.video_names(s)) for s in constants.SPLITS}
   return {
@@ -84,7 +84,7 @@ def source_metadata(source: layouts.FeatureSource, data_dir) -> Dict[str, Any]:
 
 
 def annotations_from_metadata(metadata: Mapping[str, Any]
-                              ) -> Dict[str, Optional[layouts.VideoAnnotation]]:
+                              ) -> Dict[str, Optional[source.VideoAnnotation]]:
   """{video: its VideoAnnotation, None when the source had none} of `source_metadata`."""
   annotations = {}
   for name, entry in metadata["annotations"].items():
@@ -92,7 +92,7 @@ def annotations_from_metadata(metadata: Mapping[str, Any]
       annotations[name] = None
       continue
     duration = entry["duration"]
-    annotations[name] = layouts.VideoAnnotation(
+    annotations[name] = source.VideoAnnotation(
         name=name, subset=entry["subset"],
         segments=np.asarray(entry["segments"], np.float64).reshape(-1, 2),
         segment_labels=tuple(entry["segment_labels"]),

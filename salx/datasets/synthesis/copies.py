@@ -15,9 +15,9 @@ import numpy as np
 
 from salx.core import constants
 from salx.datasets import classes
-from salx.datasets import layouts
 from salx.datasets.errors import DataError, PathLike
 from salx.datasets.synthesis.plans import VideoPlan
+from salx.datasets import source
 
 # Snippets of margin kept before the first instance when a long video is cropped.
 _CROP_MARGIN = 4
@@ -55,13 +55,13 @@ def _split_of_subset(subset: Optional[str], dataset: str) -> Optional[str]:
   return None
 
 
-def _annotation_splits(annotations: Mapping[str, layouts.VideoAnnotation],
+def _annotation_splits(annotations: Mapping[str, source.VideoAnnotation],
                        dataset: str,
                        split_files: Optional[Mapping[str, PathLike]]
                        ) -> Dict[str, List[str]]:
   """Video names per split: from split files when given, else from the subsets."""
   if split_files:
-    return {split: [n for n in layouts.read_split_file(split_files[split])
+    return {split: [n for n in source.read_split_file(split_files[split])
                     if n in annotations]
             for split in constants.SPLITS if split in split_files}
   splits = {split: [] for split in constants.SPLITS}
@@ -72,7 +72,7 @@ def _annotation_splits(annotations: Mapping[str, layouts.VideoAnnotation],
   return splits
 
 
-def _annotation_class_names(annotations: Mapping[str, layouts.VideoAnnotation],
+def _annotation_class_names(annotations: Mapping[str, source.VideoAnnotation],
                             dataset: str, class_list: Optional[PathLike]
                             ) -> Tuple[str, ...]:
   if class_list is not None:
@@ -83,7 +83,7 @@ def _annotation_class_names(annotations: Mapping[str, layouts.VideoAnnotation],
   return tuple(sorted(used))
 
 
-def _video_duration(annotation: layouts.VideoAnnotation,
+def _video_duration(annotation: source.VideoAnnotation,
                     durations: Mapping[str, float]) -> float:
   """Known duration, else a little past the last instance."""
   if annotation.name in durations:
@@ -102,7 +102,7 @@ def _crop_window(segments: np.ndarray, length: int, max_snippets: int) -> int:
   return max(0, min(length - max_snippets, first))
 
 
-def _plan_from_annotation(annotation: layouts.VideoAnnotation, split: str,
+def _plan_from_annotation(annotation: source.VideoAnnotation, split: str,
                           durations: Mapping[str, float],
                           max_snippets: Optional[int]) -> Optional[VideoPlan]:
   """The plan copying a real video; None if nothing of it is left to copy.
@@ -112,7 +112,7 @@ def _plan_from_annotation(annotation: layouts.VideoAnnotation, split: str,
   many snippets starting shortly before its first instance; the instances move with it.
   """
   duration = _video_duration(annotation, durations)
-  length = layouts.snippets_for_duration(duration)
+  length = source.snippets_for_duration(duration)
   segments = annotation.segments
   if max_snippets is not None and length > max_snippets:
     offset = _crop_window(segments, length, max_snippets) * constants.SECONDS_PER_SNIPPET
@@ -153,7 +153,7 @@ def plan_from_annotations(annotations_file: PathLike, dataset: str = "thumos14",
     max_videos: at most this many videos of each split (the first ones).
     max_snippets: crop longer videos to this many snippets (for fast tests).
   """
-  annotations = layouts.read_ground_truth_json(annotations_file)
+  annotations = source.read_ground_truth_json(annotations_file)
   durations = read_video_durations(video_info) if video_info else {}
   class_names = _annotation_class_names(annotations, dataset, class_list)
   plans = []

@@ -11,8 +11,8 @@ import numpy as np
 
 from salx.core import constants
 from salx.datasets import classes
-from salx.datasets import layouts
 from salx.datasets.synthesis.plans import SyntheticSpec, VideoPlan
+from salx.datasets import source
 
 
 def _unit_rms(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -142,11 +142,11 @@ def render_features(plan: VideoPlan, class_names: Sequence[str], spec: Synthetic
 
 
 def generate_records(plans: Sequence[VideoPlan], class_names: Sequence[str],
-                     spec: SyntheticSpec) -> Iterator[layouts.VideoRecord]:
+                     spec: SyntheticSpec) -> Iterator[source.VideoRecord]:
   """The `VideoRecord` of each plan, made one at a time."""
   world = _make_world(spec, len(class_names))
   for plan in plans:
-    yield layouts.VideoRecord(
+    yield source.VideoRecord(
         name=plan.name, features=render_features(plan, class_names, spec, world),
         labels=classes.multi_hot(plan.segment_labels, class_names, "<plan>", plan.name),
         segments=plan.segments.copy(), segment_labels=tuple(plan.segment_labels),

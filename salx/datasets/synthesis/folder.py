@@ -24,8 +24,6 @@ from salx.datasets.synthesis.plans import SyntheticSpec, VideoPlan
 
 PROVENANCE_FILE = "SYNTHETIC.json"
 _FORMAT_VERSION = 1
-_WRITERS = {"sal": layouts.write_sal_layout, "acmnet": layouts.write_acmnet_layout,
-            "wtalc": layouts.write_wtalc_layout}
 
 
 def _provenance(spec: SyntheticSpec, layout: str, dataset: str,
@@ -56,10 +54,8 @@ def write_plans(out_dir: PathLike, plans: Sequence[VideoPlan],
   splits = {split: [p.name for p in plans if p.split == split]
             for split in constants.SPLITS}
   records = features.generate_records(plans, class_names, spec)
-  if layout == "wtalc":
-    return layouts.write_wtalc_layout(out_dir, records, splits, class_names,
-                                      dataset=dataset)
-  return _WRITERS[layout](out_dir, records, splits, class_names)
+  return layouts.write_layout(layout, out_dir, records, splits, class_names,
+                              dataset=dataset)
 
 
 def _write_dataset(folder: str, spec: SyntheticSpec, layout: str, dataset: str,
