@@ -1,4 +1,4 @@
-"""The train step learns: Adam's exact first update, the carried mask statistics, a run that improves.
+"""The train step learns: Adam's first update, the carried mask statistics, a run that improves.
 
 Tiny dims and dropout off (rate 0) so every step is deterministic and can be
 recomputed by hand.
