@@ -145,7 +145,7 @@ def test_parity_float32_forward(name):
                                err_msg=field)
 
 
-@pytest.mark.parametrize("name,variant", POSTPROCESS_FIXTURES)
+@pytest.mark.parametrize("name,variant", POSTPROCESS_FIXTURES, ids=["thumos14", "activitynet"])
 def test_parity_postprocess_settings_are_the_shipped_ones(name, variant):
   with open(fixture_file(name)) as f:
     config = json.load(f)["config"]
