@@ -47,7 +47,7 @@ def test_topk_indicator_marks_exactly_k():
   np.testing.assert_array_equal(scores.topk_indicator(s, 2), [[0, 1, 0, 1]])
 
 
-def test_pseudo_label_thumos_gate_and_activitynet_fixed_k():
+def test_pseudo_label_thumos_gate():
   t, c = 40, 3
   rng = np.random.default_rng(0)
   cas = jnp.asarray(rng.normal(size=(2, t, c)), jnp.float32)
@@ -63,11 +63,38 @@ def test_pseudo_label_thumos_gate_and_activitynet_fixed_k():
     top_a = set(np.argsort(-fused[b])[:k1])
     top_conf = set(np.argsort(-conf[b])[:t // 2])
     assert set(np.flatnonzero(g[b])) == top_a & top_conf
+
+
+def test_pseudo_label_activitynet_takes_a_fixed_top_40_without_gate():
+  t = 64   # Larger than every k: 40 pseudo-label snippets, T // 4 = 16 for MIL.
   anet = variants.ACTIVITYNET
-  g = np.asarray(pseudo_labels.pseudo_label(cas, a_flow, a_rgb, labels, anet))
-  fused = 0.7 * np.asarray(a_flow) + 0.3 * np.asarray(a_rgb)
-  for b in range(2):
-    assert set(np.flatnonzero(g[b])) == set(np.argsort(-fused[b])[:40])
+  assert (anet.pseudo_topk(t), anet.mil_topk(t)) == (40, 16)
+  idx = np.arange(t)
+  a_flow, a_rgb = np.zeros((3, t)), np.zeros((3, t))
+  # Video 0: both streams equal, so any lam ranks alike; 40 snippets stand out.
+  chosen0 = np.r_[0:10, 20:40, 54:64]
+  a_flow[0] = np.where(np.isin(idx, chosen0), 0.9, 0.3) - 0.001 * idx
+  a_rgb[0] = a_flow[0]
+  # Video 1: the set depends on lam. Flow-heavy A = 48..63 (flow 0.77, rgb 0) and
+  # rgb-heavy B = 0..15 (flow 0.4, rgb 0.8) both beat the lam-free C = 16..31 (0.5)
+  # only for lam in about 0.25 .. 0.34; the top 8 of C (by a small decreasing
+  # offset: 16..23) complete the 40. lam = 0.1 would take C and drop half of B,
+  # lam = 0.5 take C and drop half of A.
+  groups = [idx < 16, idx < 32, idx >= 48]
+  a_flow[1] = np.select(groups, [0.4, 0.5 - 1e-4 * idx, 0.77 - 1e-3 * (idx - 48)], 0.1)
+  a_rgb[1] = np.select(groups, [0.8, 0.5 - 1e-4 * idx, 0.0], 0.1)
+  a_flow[2], a_rgb[2] = a_flow[0], a_rgb[0]
+  # Video 2 has no label: no pseudo label at all.
+  labels = jnp.asarray([[1, 0, 0], [0, 1, 1], [0, 0, 0]], jnp.float32)
+  # sum_c relu(cas) is high only on 0..15 and 48..63: THUMOS's gate (top T // 2)
+  # would drop 16..23 of video 1; ActivityNet has no gate.
+  cas = np.where(((idx < 16) | (idx >= 48))[None, :, None], 1.0, -1.0) * np.ones((3, t, 3))
+  g = np.asarray(pseudo_labels.pseudo_label(
+      jnp.asarray(cas, jnp.float32), jnp.asarray(a_flow, jnp.float32),
+      jnp.asarray(a_rgb, jnp.float32), labels, anet))
+  np.testing.assert_array_equal(np.flatnonzero(g[0]), chosen0)
+  np.testing.assert_array_equal(np.flatnonzero(g[1]), np.r_[0:24, 48:64])
+  np.testing.assert_array_equal(g[2], np.zeros(t))
 
 
 def test_adaptive_mask_uses_updated_statistics():

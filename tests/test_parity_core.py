@@ -1,8 +1,12 @@
 """Parity of model, pseudo labels, losses, gradients and one Adam step with the authors' code.
 
-Every dim and hyperparameter comes from each fixture's `meta`; float64 throughout
-(x64 is switched on inside these tests only), dropout off.
+Every test computes with the shipped code path (`variants.THUMOS14` for the THUMOS
+fixture, `variants.ACTIVITYNET` for the ActivityNet one, the default optimizer) at
+the fixture's dims, after checking it agrees with every setting the fixture's `meta`
+names; float64 throughout (x64 is switched on inside these tests only), dropout off.
 """
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -11,12 +15,17 @@ import pytest
 
 from salx.core import convert
 from salx.core import losses
+from salx.core import variants
 from salx.core.pseudo_labels import MaskState
 from salx.core.train_step import TrainState, make_optimizer
 from tests.conftest import fixture_file
-from tests.parity_utils import load_step_fixture, prefixed
+from tests.parity_utils import (POSTPROCESS_CONFIG_FIELDS, load_step_fixture,
+                                postprocess_config_disagreements, prefixed,
+                                step_meta_disagreements)
 
 FIXTURES = ["sal_thumos_step_small.npz", "sal_activitynet_step_small.npz"]
+POSTPROCESS_FIXTURES = [("thumos14_postprocess_expected.json", variants.THUMOS14),
+                        ("anet13_postprocess_expected.json", variants.ACTIVITYNET)]
 OUTPUT_KEYS = {  # salx field -> fixture key
     "cas": "out/cas", "cas_bg": "out/cas_bg",
     "action_flow": "out/action_flow", "action_rgb": "out/action_rgb",
@@ -36,6 +45,9 @@ def x64():
 
 def _setup(name, dtype=np.float64):
   arrays, meta, variant, model = load_step_fixture(fixture_file(name))
+  disagreements = step_meta_disagreements(meta)
+  assert not disagreements, (
+      f"{name}: the shipped {variant.name} settings differ from the authors': {disagreements}")
   params = convert.params_from_torch(prefixed(arrays, "param/"))
   params = jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype), params)
   x = jnp.asarray(arrays["input/x"], dtype)
@@ -99,7 +111,7 @@ def test_parity_pseudo_labels_masks_and_losses(name, x64):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_parity_gradients_and_adam_step(name, x64):
-  arrays, meta, variant, model, params, x, labels, state0 = _setup(name)
+  arrays, _, variant, model, params, x, labels, state0 = _setup(name)
   grads = jax.jit(jax.grad(lambda p: _loss_fn(model, variant, x, labels, state0)(p)[0]))(params)
   encoder_name = next(n for n in convert.ENCODER_NAMES if f"param/{n}.weight" in arrays)
   torch_grads = convert.params_to_torch(grads, encoder_name)
@@ -109,7 +121,7 @@ def test_parity_gradients_and_adam_step(name, x64):
     tol = 1e-8 * np.max(np.abs(ref))
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol, err_msg=key)
 
-  tx = make_optimizer(float(meta["lr"]), float(meta["weight_decay"]))
+  tx = make_optimizer()   # The shipped defaults (checked against meta in _setup).
   state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, mask_state=state0)
   state = jax.jit(lambda s, g: s.apply_gradients(grads=g))(state, grads)
   stepped = convert.params_to_torch(state.params, encoder_name)
@@ -131,3 +143,14 @@ def test_parity_float32_forward(name):
     assert got.dtype == np.float64 and getattr(outputs, field).dtype == jnp.float32
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.max(np.abs(ref)),
                                err_msg=field)
+
+
+@pytest.mark.parametrize("name,variant", POSTPROCESS_FIXTURES, ids=["thumos14", "activitynet"])
+def test_parity_postprocess_settings_are_the_shipped_ones(name, variant):
+  with open(fixture_file(name)) as f:
+    config = json.load(f)["config"]
+  # Not vacuous: the fixture names (nearly) every post-processing setting.
+  assert len(set(POSTPROCESS_CONFIG_FIELDS) & set(config)) >= 13, sorted(config)
+  disagreements = postprocess_config_disagreements(config, variant)
+  assert not disagreements, (
+      f"{name}: the shipped {variant.name} settings differ from the authors': {disagreements}")
