@@ -17,7 +17,10 @@ import json
 import sys
 from typing import List, Optional, Sequence
 
-from salx.postprocess import evaluation
+from salx.postprocess import ap
+from salx.postprocess import ground_truth as ground_truth_lib
+from salx.postprocess.detections import Detections
+from salx.postprocess.inputs import EvalInputError
 
 _PROG = "python -m salx.evaluate"
 
@@ -66,14 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   args = build_parser().parse_args(argv)
   try:
-    ground_truth = evaluation.load_ground_truth(args.ground_truth, args.subset)
-    predictions = evaluation.load_predictions(args.predictions, ground_truth)
-    result = evaluation.evaluate_detections(ground_truth, predictions, args.tiou,
-                                            ambiguous=args.ambiguous)
-  except evaluation.EvalInputError as e:
+    ground_truth = ground_truth_lib.load_ground_truth(args.ground_truth, args.subset)
+    detections = Detections.from_json(args.predictions)
+    ambiguous = (ground_truth_lib.load_ambiguous(args.ambiguous)
+                 if args.ambiguous else None)
+    result = ap.evaluate_detections(ground_truth, detections, args.tiou, ambiguous)
+  except EvalInputError as e:
     print(f"{_PROG}: error: {e}", file=sys.stderr)
     return 2
-  print(evaluation.format_table(result, per_class=not args.no_per_class))
+  print(ap.format_table(result, per_class=not args.no_per_class))
   if args.json:
     try:
       with open(args.json, "w") as f:

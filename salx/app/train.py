@@ -51,7 +51,7 @@ from salx.core import train_step as train_step_lib
 from salx.core import variants
 from salx.datasets import input_pipeline
 from salx.datasets import layouts
-from salx.postprocess import localization
+from salx.postprocess.detections import Detections
 
 
 class NonFiniteLossError(RuntimeError):
@@ -156,12 +156,11 @@ def _title(config: ml_collections.ConfigDict, source: layouts.FeatureSource,
           f"{source.data_dir}")
 
 
-def _write_predictions(workdir: str, which: str, step: int,
-                       localized: Dict[str, localization.VideoLocalization]) -> None:
+def _write_predictions(workdir: str, which: str, step: int, localized: Detections) -> None:
   """workdir/predictions_<which>.json: ActivityNet detection JSON (process 0)."""
   if jax.process_index() == 0:
     report.write_json(os.path.join(workdir, f"predictions_{which}.json"),
-                      localization.detections_json(localized, details=f"salx step {step}"))
+                      localized.to_json(details=f"salx step {step}"))
 
 
 @dataclasses.dataclass
@@ -218,7 +217,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   state = init_state(model, variant, config, init_rng, mesh)
   train_step = sharding.jit_train_step(
       train_step_lib.make_train_step(model, variant), mesh)
-  evaluator = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)
+  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
   logging.info("Model: %d parameters on a mesh of %d devices (%d processes).",
                sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
                mesh.devices.size, jax.process_count())
@@ -360,7 +359,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   if params is None:
     raise FileNotFoundError(f"no {which} checkpoint in {workdir} "
                             f"({ckpts.best_dir if which == 'best' else ckpts.latest_dir})")
-  record, localized = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)(params, step)
+  record, localized = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)(params, step)
   table = report.format_table([(f"{which} checkpoint", record)],
                               title=_title(config, source, variant))
   table += f"\nprotocol: {record['protocol']}"
