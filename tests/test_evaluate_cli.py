@@ -1,4 +1,4 @@
-"""The `python -m salx.evaluate` command: table, JSON output, exit code 2 on bad input.
+"""The `python -m salx.evaluate` command: its flags, table, JSON output and exit codes.
 
 The numbers themselves are pinned by tests/test_parity_evaluation.py (the same
 functions); here, small files check what each flag does.
@@ -74,6 +74,9 @@ def test_tiou_range_parsing():
   assert evaluate.parse_tiou("0.1:0.7:0.1") == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
   assert evaluate.parse_tiou("0.5:0.95:0.05")[-1] == 0.95
   assert len(evaluate.parse_tiou("0.5:0.95:0.05")) == 10
+  for bad in ("0.7:0.1:0.1", "abc", "0.5,1.5"):
+    with pytest.raises(ValueError, match="tIoU"):
+      evaluate.parse_tiou(bad)
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "label", "order", "nan",
@@ -115,21 +118,41 @@ def test_bad_input_one_line_naming_the_file_exit_2(tmp_path, capsys, case):
   assert expected in lines[0]
 
 
-def test_module_entry_point_exit_code(tmp_path):
+@pytest.mark.parametrize("argv, field", [
+    (["--predictions=p.json"], "--ground_truth"),
+    (["--ground_truth=g.json", "--predictions=p.json", "--tiou=0.9:0.1:0.1"], "--tiou"),
+    (["--ground_truth=g.json", "--predictions=p.json", "--bogus=1"], "bogus"),
+    (["--ground_truth=g.json", "--predictions=p.json", "extra.json"], "extra.json"),
+])
+def test_bad_flags_one_line_naming_the_flag_exit_2(capsys, argv, field):
+  code, out, err = _run(capsys, *argv)
+  assert code == 2 and out == ""
+  assert len(err.strip().splitlines()) == 1 and field in err, err
+
+
+def test_module_entry_point_help_and_exit_code(tmp_path):
+  proc = _module("--help")
+  assert proc.returncode == 0, proc.stderr
+  for flag in ("--ground_truth", "--predictions", "--subset", "--tiou", "--ambiguous",
+               "--json", "--no_per_class"):
+    assert flag in proc.stdout, flag
   gt = _write(tmp_path, "gt.json", GT)
   pred = _write(tmp_path, "pred.json", "not json")
   proc = _module("--ground_truth", gt, "--predictions", pred)
   assert proc.returncode == 2
   assert proc.stderr.startswith("python -m salx.evaluate: error: ")
   assert pred in proc.stderr and "malformed JSON" in proc.stderr
+  assert "Traceback" not in proc.stderr
 
 
-def test_postprocess_and_the_command_import_no_framework():
+def test_postprocess_imports_no_framework_and_the_command_no_jax():
   code = ("import sys, salx.postprocess.localization, salx.postprocess.ap, "
-          "salx.postprocess.classification, salx.evaluate; "
-          "print(sorted({m.split('.')[0] for m in sys.modules} & "
-          "{'tensorflow', 'tensorflow_datasets', 'absl', 'clu', 'jax', 'flax'}))")
+          "salx.postprocess.classification; "
+          "before = {m.split('.')[0] for m in sys.modules}; import salx.evaluate; "
+          "after = {m.split('.')[0] for m in sys.modules}; "
+          "frameworks = {'tensorflow', 'tensorflow_datasets', 'clu', 'jax', 'flax'}; "
+          "print(sorted(before & (frameworks | {'absl'})), sorted(after & frameworks))")
   proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
-  assert proc.stdout.strip() == "[]"
+  assert proc.stdout.strip() == "[] []"
