@@ -5,16 +5,15 @@
 
 OUT.npz holds, per video, `<video>/cas` [T, C], `<video>/action_flow` [T],
 `<video>/action_rgb` [T], `<video>/sc` [C] and `<video>/num_snippets` (the
-fixture layout). `--synthetic N` makes N THUMOS14-shaped videos (T = 750, C = 20)
-and their ground truth. Prints one line
+fixture layout); the videos are padded into one batch. `--synthetic N` makes N
+THUMOS14-shaped videos (T = 750, C = 20) and their ground truth. Prints one line
 
   eval_pass videos=N detections=M localization_s=X evaluation_s=Y total_s=Z
 
 with the median of `--repeats` timed runs (after one untimed warm-up run).
-Localization goes from the arrays to the detections of every video (the
-VideoLocalization arrays); evaluation from those to AP (no JSON round trip
-unless --json, which adds building the ActivityNet JSON dict to localization
-and parsing it to evaluation).
+Localization goes from the batched arrays to the Detections of every video;
+evaluation from those to AP (no JSON round trip unless --json, which adds
+writing the ActivityNet JSON dict to localization and reading it to evaluation).
 """
 
 from __future__ import annotations
@@ -30,26 +29,46 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from salx.postprocess import evaluation  # noqa: E402
-from salx.postprocess import localization  # noqa: E402
 from salx.core import variants  # noqa: E402
+from salx.postprocess import ap  # noqa: E402
+from salx.postprocess import arrays  # noqa: E402
+from salx.postprocess import ground_truth as ground_truth_lib  # noqa: E402
+from salx.postprocess import localization  # noqa: E402
+from salx.postprocess.detections import Detections  # noqa: E402
 
 _FIELDS = ("cas", "action_flow", "action_rgb", "sc", "num_snippets")
 
+Batch = Dict[str, object]
 
-def load_outputs(path: str) -> Dict[str, Dict[str, np.ndarray]]:
-  """{video: {field: array}} from an npz with `<video>/<field>` keys."""
-  out: Dict[str, Dict[str, np.ndarray]] = {}
+
+def load_outputs(path: str) -> Batch:
+  """The videos of an npz with `<video>/<field>` keys as one padded batch.
+
+  Returns:
+    {'cas' [B, T, C], 'action_flow', 'action_rgb' [B, T], 'video_logits' [B, C],
+    'valid_lengths', 'num_snippets' [B], 'video_names' [B]}: `localize`'s arguments.
+  """
+  per_video: Dict[str, Dict[str, np.ndarray]] = {}
   with np.load(path) as data:
     for key in data.files:
       video, _, field = key.rpartition("/")
       if field in _FIELDS:
-        out.setdefault(video, {})[field] = data[key]
-  for video, fields in out.items():
+        per_video.setdefault(video, {})[field] = data[key]
+  for video, fields in per_video.items():
     missing = [f for f in _FIELDS if f not in fields]
     if missing:
       raise SystemExit(f"{path}: video {video} lacks {', '.join(missing)}")
-  return out
+  if not per_video:
+    raise SystemExit(f"{path}: no video outputs (keys <video>/{'|'.join(_FIELDS)})")
+  videos = list(per_video.values())
+  cas, lengths = arrays.pad_stack([v["cas"] for v in videos])
+  return {"cas": cas,
+          "action_flow": arrays.pad_stack([v["action_flow"] for v in videos])[0],
+          "action_rgb": arrays.pad_stack([v["action_rgb"] for v in videos])[0],
+          "video_logits": np.stack([v["sc"] for v in videos]),
+          "valid_lengths": lengths,
+          "num_snippets": np.asarray([int(v["num_snippets"]) for v in videos]),
+          "video_names": list(per_video)}
 
 
 def _smooth_noise(rng: np.random.Generator, shape, width: int) -> np.ndarray:
@@ -62,7 +81,7 @@ def _smooth_noise(rng: np.random.Generator, shape, width: int) -> np.ndarray:
 
 
 def synthetic(num_videos: int, seed: int = 0, num_classes: int = 20,
-              num_segments: int = 750) -> Tuple[Dict[str, dict], dict, List[str]]:
+              num_segments: int = 750) -> Tuple[Batch, dict, List[str]]:
   """THUMOS14-shaped model outputs with ground truth to match.
 
   Each video has L snippets (log-uniform 150 .. 8000), one class (a second one
@@ -70,11 +89,11 @@ def synthetic(num_videos: int, seed: int = 0, num_classes: int = 20,
   actionness follow the instances plus smoothed noise.
 
   Returns:
-    (outputs {video: fields}, ground truth JSON dict, class names).
+    (the batch as `load_outputs` gives it, ground truth JSON dict, class names).
   """
   rng = np.random.default_rng(seed)
   names = [f"class_{c:02d}" for c in range(num_classes)]
-  outputs, database = {}, {}
+  outputs, database = [], {}
   for v in range(num_videos):
     video = f"video_synthetic_{v:05d}"
     length = int(np.exp(rng.uniform(np.log(150), np.log(8000))))
@@ -97,35 +116,29 @@ def synthetic(num_videos: int, seed: int = 0, num_classes: int = 20,
     rgb = 1 / (1 + np.exp(-(5.0 * (action - 0.5) + 1.5 * _smooth_noise(rng, (num_segments,), 8))))
     sc = rng.standard_normal(num_classes)
     sc[classes] += 5.0
-    outputs[video] = {"cas": cas, "action_flow": flow, "action_rgb": rgb, "sc": sc,
-                      "num_snippets": np.asarray(length)}
+    outputs.append((cas, flow, rgb, sc, length))
     database[video] = {"subset": "test", "annotations": annotations}
-  return outputs, {"database": database}, names
+  cas, flow, rgb, sc, length = (np.asarray(x) for x in zip(*outputs))
+  batch = {"cas": cas, "action_flow": flow, "action_rgb": rgb, "video_logits": sc,
+           "valid_lengths": np.full(num_videos, num_segments), "num_snippets": length,
+           "video_names": list(database)}
+  return batch, {"database": database}, names
 
 
-def run_once(outputs, ground_truth: evaluation.GroundTruth, variant,
+def run_once(batch: Batch, ground_truth: ground_truth_lib.GroundTruth, variant,
              class_names, tiou, use_json: bool):
   """One localization + evaluation pass; returns (times, detections, result)."""
   t0 = time.perf_counter()
-  per_video = localization.localize_batch(outputs, variant, class_names)
+  detections = localization.localize(**batch, variant=variant,
+                                     class_names=class_names).detections
   if use_json:
-    results = localization.detections_json(per_video)
+    results = detections.to_json()
   t1 = time.perf_counter()
   if use_json:
-    preds = results
-  else:
-    names, parts = [], []
-    for video, loc in per_video.items():
-      names.append(np.full(len(loc.proposals), video, dtype=object))
-      parts.append(loc.proposals)
-    flat = localization.Proposals.concatenate(parts)
-    preds = evaluation.predictions_from_arrays(
-        np.concatenate(names) if names else np.zeros(0, object), flat.class_index,
-        flat.score, flat.start, flat.end, ground_truth, label_names=class_names)
-  result = evaluation.evaluate_detections(ground_truth, preds, tiou)
+    detections = Detections.from_json(results)
+  result = ap.evaluate_detections(ground_truth, detections, tiou)
   t2 = time.perf_counter()
-  detections = sum(len(loc.proposals) for loc in per_video.values())
-  return (t1 - t0, t2 - t1), detections, result
+  return (t1 - t0, t2 - t1), len(detections), result
 
 
 def main(argv=None) -> int:
@@ -139,7 +152,7 @@ def main(argv=None) -> int:
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--json", action="store_true",
-                      help="include building and parsing the ActivityNet JSON")
+                      help="include writing and reading the ActivityNet JSON")
   parser.add_argument("--class_names", default=None,
                       help="text file, one class name per line in the model's order "
                            "(default: the ground truth's classes sorted, THUMOS14's order)")
@@ -147,34 +160,33 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   variant = variants.get_variant(args.variant)
   if args.synthetic:
-    outputs, gt_json, class_names = synthetic(args.synthetic, args.seed)
-    ground_truth = evaluation.load_ground_truth(gt_json, "test")
+    batch, gt_json, class_names = synthetic(args.synthetic, args.seed)
+    ground_truth = ground_truth_lib.load_ground_truth(gt_json, "test")
   else:
     if not (args.outputs and args.ground_truth):
       parser.error("give --outputs and --ground_truth, or --synthetic N")
-    outputs = load_outputs(args.outputs)
-    ground_truth = evaluation.load_ground_truth(args.ground_truth, args.subset)
+    batch = load_outputs(args.outputs)
+    ground_truth = ground_truth_lib.load_ground_truth(args.ground_truth, args.subset)
     if args.class_names:
       with open(args.class_names) as f:
         class_names = [line.strip() for line in f if line.strip()]
     else:  # THUMOS14 convention: the model's classes are the ground truth's, sorted.
       class_names = sorted(ground_truth.class_names)
-    num_classes = next(iter(outputs.values()))["cas"].shape[-1] if outputs else 0
-    if len(class_names) != num_classes:
-      parser.error(f"{len(class_names)} class names for cas with {num_classes} classes; "
-                   "give --class_names")
+    if len(class_names) != batch["cas"].shape[-1]:
+      parser.error(f"{len(class_names)} class names for cas with "
+                   f"{batch['cas'].shape[-1]} classes; give --class_names")
   tiou = variant.tiou_thresholds
-  run_once(outputs, ground_truth, variant, class_names, tiou, args.json)  # warm-up
+  run_once(batch, ground_truth, variant, class_names, tiou, args.json)  # warm-up
   loc_times, eval_times, totals = [], [], []
   for _ in range(max(1, args.repeats)):
     (t_loc, t_eval), detections, result = run_once(
-        outputs, ground_truth, variant, class_names, tiou, args.json)
+        batch, ground_truth, variant, class_names, tiou, args.json)
     loc_times.append(t_loc)
     eval_times.append(t_eval)
     totals.append(t_loc + t_eval)
   if args.show:
-    print(evaluation.format_table(result, per_class=False))
-  print(f"eval_pass videos={len(outputs)} detections={detections} "
+    print(ap.format_table(result, per_class=False))
+  print(f"eval_pass videos={len(batch['video_names'])} detections={detections} "
         f"localization_s={statistics.median(loc_times):.3f} "
         f"evaluation_s={statistics.median(eval_times):.3f} "
         f"total_s={statistics.median(totals):.3f}")

@@ -43,8 +43,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from salx.postprocess import evaluation
-from salx.postprocess import inference
+from salx.postprocess import ap  # noqa: E402
+from salx.postprocess import ground_truth  # noqa: E402
+from salx.postprocess import localization  # noqa: E402
 from salx.core import sharding
 from salx.core import variants  # noqa: E402
 from salx.datasets import sampling, synthesis  # noqa: E402
@@ -60,13 +61,15 @@ _WORKER = {}
 
 
 def _worker_init(gt_json, class_names):
-  _WORKER["gt"] = evaluation.load_ground_truth(gt_json, "test")
+  _WORKER["gt"] = ground_truth.load_ground_truth(gt_json, "test")
   _WORKER["classes"] = class_names
 
 
-def _worker_evaluate(step, per_video):
-  result, _ = inference.localize_and_evaluate(per_video, _WORKER["gt"],
-                                              variants.THUMOS14, _WORKER["classes"])
+def _worker_evaluate(step, outputs):
+  localized = localization.localize(**outputs, variant=variants.THUMOS14,
+                                    class_names=_WORKER["classes"])
+  result = ap.evaluate_detections(_WORKER["gt"], localized.detections,
+                                  variants.THUMOS14.tiou_thresholds)
   return step, float(result.average_mAP)
 
 
@@ -172,7 +175,10 @@ def run(args):
   def host_outputs(chunks):
     cat = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(b) for b in a]),
                                  *chunks)
-    return inference.per_video_outputs(cat, test_names, test_lengths)
+    n = len(test_names)
+    return {"cas": cat.cas[:n], "action_flow": cat.action_flow[:n],
+            "action_rgb": cat.action_rgb[:n], "video_logits": cat.video_logits[:n],
+            "valid_lengths": None, "num_snippets": test_lengths, "video_names": test_names}
 
   # Warm up (compile) outside the timed region.
   warm_batch = next(train_batches(train, args.seed, 0, 1))[1]

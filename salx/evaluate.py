@@ -1,25 +1,35 @@
-"""Evaluate ActivityNet-format detections against a ground truth (SPEC 5).
+r"""Evaluate ActivityNet-format detections against a ground truth (SPEC 5).
 
-  python -m salx.evaluate --ground_truth GT.json --predictions PRED.json \
-      [--subset test] [--tiou 0.1:0.7:0.1] [--ambiguous Ambiguous_test.txt] \
-      [--json OUT.json]
+  python -m salx.evaluate --ground_truth=GT.json --predictions=PRED.json \
+      [--subset=test] [--tiou=0.1:0.7:0.1] [--ambiguous=Ambiguous_test.txt] \
+      [--json=OUT.json] [--no_per_class]
 
 Prints the protocol, mAP per tIoU, the quoted averages and the per-class AP.
-Bad input (unreadable or malformed JSON, a prediction label that is not a
-ground-truth class, end < start, a NaN score, an empty subset) gives one line
-naming the file and the problem on stderr, and exit code 2.
+The trainer scores its own detections through the same functions
+(`salx.postprocess.ap.evaluate_detections`).
+
+Exit status: 0 done; 2 bad input (a missing or bad flag, unreadable or
+malformed JSON, a prediction label that is not a ground-truth class, end <
+start, a NaN score, an empty subset), as one line on stderr naming the file or
+the flag; 1 an internal error.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import List, Optional, Sequence
 
-from salx.postprocess import evaluation
+from absl import flags
+
+from salx.postprocess import ap
+from salx.postprocess import ground_truth as ground_truth_lib
+from salx.postprocess.detections import Detections
+from salx.postprocess.inputs import EvalInputError
 
 _PROG = "python -m salx.evaluate"
+EXIT_BAD_INPUT = 2
+_HELP = ("--help", "-h", "--helpshort", "--helpfull", "-?")
 
 
 def parse_tiou(text: str) -> List[float]:
@@ -35,53 +45,76 @@ def parse_tiou(text: str) -> List[float]:
     else:
       values = [float(p) for p in text.split(",")]
   except ValueError:
-    raise argparse.ArgumentTypeError(
-        f"invalid tIoU thresholds {text!r}: use start:stop:step (e.g. 0.1:0.7:0.1) "
-        "or a comma list") from None
+    raise ValueError(f"invalid tIoU thresholds {text!r}: use start:stop:step "
+                     "(e.g. 0.1:0.7:0.1) or a comma list") from None
   if not values or any(not 0 < v <= 1 for v in values):
-    raise argparse.ArgumentTypeError(f"tIoU thresholds must lie in (0, 1]: {text!r}")
+    raise ValueError(f"tIoU thresholds must lie in (0, 1]: {text!r}")
   return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(
-      prog=_PROG, description="ActivityNet-protocol detection mAP (SPEC 5).")
-  parser.add_argument("--ground_truth", required=True,
-                      help="ground truth JSON {'database': {video: {subset, annotations}}}")
-  parser.add_argument("--predictions", required=True,
-                      help="detections JSON {'results': {video: [{label, score, segment}]}}")
-  parser.add_argument("--subset", default="test", help="ground-truth subset (default: test)")
-  parser.add_argument("--tiou", type=parse_tiou, default=parse_tiou("0.1:0.7:0.1"),
-                      help="tIoU thresholds, start:stop:step or a comma list "
-                           "(default 0.1:0.7:0.1, THUMOS14; ActivityNet: 0.5:0.95:0.05)")
-  parser.add_argument("--ambiguous", default=None,
-                      help="drop predictions overlapping these segments "
-                           "(official Ambiguous_test.txt)")
-  parser.add_argument("--json", default=None, help="also write the result as JSON here")
-  parser.add_argument("--no_per_class", action="store_true",
-                      help="leave the per-class AP table out")
-  return parser
+class _TiouParser(flags.ArgumentParser):
+  """--tiou values: start:stop:step (stop included) or a comma list."""
+
+  def parse(self, argument):
+    return list(argument) if isinstance(argument, (list, tuple)) else parse_tiou(argument)
+
+  def flag_type(self):
+    return "tIoU thresholds"
+
+
+def _define_flags(values: flags.FlagValues) -> None:
+  """The command's flags, on `values` (listed under this module in --help)."""
+  own = {"flag_values": values, "module_name": __spec__.name if __spec__ else __name__}
+  flags.DEFINE_string("ground_truth", None, "Ground truth JSON {'database': {video: "
+                      "{subset, annotations}}}. Required.", **own)
+  flags.DEFINE_string("predictions", None, "Detections JSON {'results': {video: "
+                      "[{label, score, segment}]}}. Required.", **own)
+  flags.DEFINE_string("subset", "test", "Ground-truth subset to evaluate.", **own)
+  flags.DEFINE(_TiouParser(), "tiou", "0.1:0.7:0.1",
+               "tIoU thresholds, start:stop:step or a comma list (THUMOS14: "
+               "0.1:0.7:0.1; ActivityNet: 0.5:0.95:0.05).",
+               serializer=flags.ListSerializer(","), **own)
+  flags.DEFINE_string("ambiguous", None, "Drop the predictions overlapping these "
+                      "segments (the official Ambiguous_test.txt).", **own)
+  flags.DEFINE_string("json", None, "Also write the result as JSON to this file.", **own)
+  flags.DEFINE_boolean("no_per_class", False, "Leave the per-class AP table out.", **own)
+  flags.mark_flags_as_required(["ground_truth", "predictions"], flag_values=values)
+
+
+def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
+  print(f"{_PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+  return code
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  args = build_parser().parse_args(argv)
+  """Runs the command on `argv` (the arguments, without the program name)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  values = flags.FlagValues()
+  _define_flags(values)
+  if any(a in _HELP for a in argv[:argv.index("--") if "--" in argv else None]):
+    print(__doc__.strip() + "\n\nFlags:\n" + values.get_help(include_special_flags=False))
+    return 0
   try:
-    ground_truth = evaluation.load_ground_truth(args.ground_truth, args.subset)
-    predictions = evaluation.load_predictions(args.predictions, ground_truth)
-    result = evaluation.evaluate_detections(ground_truth, predictions, args.tiou,
-                                            ambiguous=args.ambiguous)
-  except evaluation.EvalInputError as e:
-    print(f"{_PROG}: error: {e}", file=sys.stderr)
-    return 2
-  print(evaluation.format_table(result, per_class=not args.no_per_class))
-  if args.json:
+    extra = values([_PROG] + argv)[1:]
+  except flags.Error as e:
+    return _error(e)
+  if extra:
+    return _error(f"unexpected arguments {extra}; every input is a --flag")
+  try:
+    ground_truth = ground_truth_lib.load_ground_truth(values.ground_truth, values.subset)
+    detections = Detections.from_json(values.predictions)
+    ambiguous = (ground_truth_lib.load_ambiguous(values.ambiguous)
+                 if values.ambiguous else None)
+    result = ap.evaluate_detections(ground_truth, detections, values.tiou, ambiguous)
+  except EvalInputError as e:
+    return _error(e)
+  print(ap.format_table(result, per_class=not values.no_per_class))
+  if values.json:
     try:
-      with open(args.json, "w") as f:
+      with open(values.json, "w") as f:
         json.dump(result.to_json(), f, indent=1)
     except OSError as e:
-      print(f"{_PROG}: error: {args.json}: cannot write: {e.strerror or e}",
-            file=sys.stderr)
-      return 2
+      return _error(f"{values.json}: cannot write: {e.strerror or e}")
   return 0
 
 

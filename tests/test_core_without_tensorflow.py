@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent('''
     import jax
     import numpy as np
     from salx.core import model as model_lib, train_step, variants
-    from salx.postprocess import evaluation, localization
+    from salx.postprocess import ap, ground_truth, localization
 
     variant = variants.THUMOS14.replace(num_segments=32)
     model = model_lib.build_model(num_classes=3, variant=variant, feature_dim=16,
@@ -46,6 +46,19 @@ SCRIPT = textwrap.dedent('''
     state, metrics = step(state, batch, jax.random.key(1))
     assert np.isfinite(float(metrics["loss"])), metrics
     print("step", int(state.step), float(metrics["loss"]))
+    out = model.apply({"params": state.params}, batch["features"])
+    localized = localization.localize(
+        out.cas, out.action_flow, out.action_rgb, out.video_logits,
+        valid_lengths=None, num_snippets=[40, 60], variant=variant,
+        video_names=["a", "b"], class_names=["x", "y", "z"])
+    gt = ground_truth.load_ground_truth({"database": {
+        "a": {"subset": "test", "annotations": [{"label": "x", "segment": [1.0, 5.0]}]},
+        "b": {"subset": "test", "annotations": [{"label": "z", "segment": [2.0, 9.0]},
+                                                {"label": "y", "segment": [3.0, 4.0]}]}}},
+        "test")
+    result = ap.evaluate_detections(gt, localized.detections, variant.tiou_thresholds)
+    assert len(localized.detections) > 0 and 0 <= result.average_mAP <= 1
+    print("detections", len(localized.detections))
     loaded = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
     assert not loaded, loaded
     print("ok")

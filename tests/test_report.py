@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from salx.postprocess import evaluation
+from salx.postprocess import ap
 from salx.app import report
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -14,9 +14,9 @@ THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 def _result(mean_ap, tiou=THUMOS_TIOU):
   mean_ap = np.asarray(mean_ap, np.float64)
-  return evaluation.EvalResult(
+  return ap.EvalResult(
       tiou_thresholds=tiou, mAP=mean_ap, average_mAP=float(mean_ap.mean()),
-      averages=evaluation.named_averages(tiou, mean_ap), class_names=("a", "b"),
+      averages=ap.named_averages(tiou, mean_ap), class_names=("a", "b"),
       ap=np.stack([mean_ap, mean_ap]), protocol="ActivityNet detection protocol; gt",
       num_predictions=10, num_outside=0, num_dropped_ambiguous=None)
 

@@ -1,7 +1,7 @@
 """The selection score and top-k mean agree between the device (JAX) and host (NumPy) code.
 
 Training ranks snippets with `salx.core.scores` inside the jitted step; localization
-ranks them on the host with `salx.postprocess.localization`'s NumPy twins. Both must compute
+ranks them on the host with `salx.postprocess.scores`, its NumPy twin. Both must compute
 the same SPEC quantities.
 """
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx.postprocess import localization
+from salx.postprocess import scores as host_scores
 from salx.core import scores
 from salx.core import variants
 
@@ -19,11 +19,11 @@ def test_combined_score_and_topk_mean_agree(variant):
   rng = np.random.default_rng(0)
   cas = rng.normal(size=(3, 50, 6))
   flow, rgb = rng.uniform(size=(3, 50)), rng.uniform(size=(3, 50))
-  host = localization.combined_score(cas, flow, rgb, variant.combine_weights)
+  host = host_scores.combined_score(cas, flow, rgb, variant.combine_weights)
   device = scores.combined_score(jnp.asarray(cas, jnp.float32), jnp.asarray(flow, jnp.float32),
                                  jnp.asarray(rgb, jnp.float32), variant.combine_weights)
   np.testing.assert_allclose(device, host, rtol=1e-6)
   k = variant.inference_topk(50)
   np.testing.assert_allclose(
       scores.topk_mean(jnp.asarray(cas, jnp.float32), jnp.asarray(host, jnp.float32), k),
-      localization.topk_mean(cas, host, k), rtol=1e-5)
+      host_scores.topk_mean(cas, host, k), rtol=1e-5)

@@ -95,7 +95,7 @@ def test_numerical_core_and_benchmarks_import_no_tensorflow_or_clu():
   """The core and the GPU benchmarks run on a bare JAX machine (no TF, TFDS, clu or
   ml_collections; absl arrives with optax itself, so it is not checked here)."""
   code = ("import sys, salx.core.model, salx.core.losses, salx.core.pseudo_labels, salx.core.scores, "
-          "salx.core.train_step, salx.core.sharding, salx.core.convert, salx.postprocess.inference, salx.core.variants, "
+          "salx.core.train_step, salx.core.sharding, salx.core.convert, salx.postprocess.localization, salx.postprocess.ap, salx.core.variants, "
           "salx.datasets.sampling, salx.datasets.synthetic; "
           "sys.path.insert(0, 'experiments'); import bench_train_step, bench_protocol; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "

@@ -21,7 +21,9 @@ import pytest
 import configs.synthetic
 
 from salx.app import checkpoint
-from salx.postprocess import evaluation
+from salx.postprocess import ap
+from salx.postprocess import ground_truth as ground_truth_lib
+from salx.postprocess.detections import Detections
 from salx.app import data
 from salx.app import errors
 from salx.app import evaluate_run
@@ -173,10 +175,12 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(tmp_path))
 
   # The predictions files score what the report says.
-  ground_truth = layouts.open_source(data_dir, "thumos14").ground_truth()
+  ground_truth = ground_truth_lib.load_ground_truth(
+      layouts.open_source(data_dir, "thumos14").ground_truth(), "test")
   for which in ("last", "best"):
-    scored = evaluation.evaluate_detections(
-        ground_truth, _read(tmp_path / f"predictions_{which}.json"))
+    scored = ap.evaluate_detections(
+        ground_truth, Detections.from_json(tmp_path / f"predictions_{which}.json"),
+        metrics[which]["tiou_thresholds"])
     assert scored.average_mAP == pytest.approx(metrics[which]["average_mAP"], abs=1e-12)
 
   # Checkpoints: the last step to resume, the best one by average mAP.
@@ -208,12 +212,13 @@ def test_classes_without_test_instances_are_left_out(tmp_path):
   variant = run_config.make_variant(config)
   model = run_config.make_model(config, 3, variant)
   mesh = sharding.make_mesh()
-  ev = evaluator.TestEvaluator(model, source, variant, config, mesh)
+  ev = evaluator.SplitEvaluator(model, source, variant, config, mesh)
   assert ev.unevaluated.size == 2
   params = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh).params
-  record, localized = ev(params, 0)
+  record, detections = ev(params, 0)
   assert list(record["per_class_AP"]) == list(ev.ground_truth.class_names)
-  kept = {d["label"] for loc in localized.values() for d in loc.detections}
+  assert len(detections) > 0 and record["num_videos"] == 1
+  kept = {detections.class_names[i] for i in detections.label}
   assert kept <= set(ev.ground_truth.class_names)
 
 

@@ -1,10 +1,15 @@
-"""Evaluation of params on the test split: model forward on the mesh, then
-localization and AP on the host (SPEC 3-5)."""
+"""Evaluation of params on a split: model forward on the mesh, then
+localization, AP and classification accuracy on the host (SPEC 3-5).
+
+Each batch of model outputs goes to `salx.postprocess.localization.localize`
+with its valid lengths; the detections of all batches are scored by
+`salx.postprocess.ap.evaluate_detections`, the path `python -m salx.evaluate`
+takes from a predictions file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import types
 from typing import Any, Dict, Iterator, Tuple
 
 from absl import logging
@@ -20,10 +25,12 @@ from salx.core import sharding
 from salx.core import train_step as train_step_lib
 from salx.core import variants
 from salx.datasets import input_pipeline
-from salx.postprocess import evaluation
-from salx.postprocess import inference
+from salx.datasets import source as source_lib
+from salx.postprocess import ap
+from salx.postprocess import classification
+from salx.postprocess import ground_truth as ground_truth_lib
 from salx.postprocess import localization
-from salx.datasets import source
+from salx.postprocess.detections import Detections
 
 
 def _to_host(tree: Any) -> Any:
@@ -39,7 +46,7 @@ def _full_batch_on_mesh(x: np.ndarray, mesh) -> jax.Array:
                                       lambda index: x[index])
 
 
-class TestEvaluator:
+class SplitEvaluator:
   """Runs the test split through the model and scores the detections (SPEC 3, 5).
 
   The model runs on padded, masked batches of `eval_batch_size` videos sharded
@@ -49,7 +56,7 @@ class TestEvaluator:
   processes must agree.
   """
 
-  def __init__(self, model: model_lib.SAL, source: source.FeatureSource,
+  def __init__(self, model: model_lib.SAL, source: source_lib.FeatureSource,
                variant: variants.Variant, config: ml_collections.ConfigDict, mesh):
     self.source, self.variant, self.mesh = source, variant, mesh
     self.class_names = tuple(source.class_names)
@@ -60,7 +67,7 @@ class TestEvaluator:
     devices = mesh.devices.size
     self.batch_size = -(-config.eval_batch_size // devices) * devices
     self.ground_truth = dataclasses.replace(
-        evaluation.load_ground_truth(source.ground_truth(), "test"),
+        ground_truth_lib.load_ground_truth(source.ground_truth(), "test"),
         source=source.annotation_file)
     evaluated = set(self.ground_truth.class_names)
     self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
@@ -99,32 +106,28 @@ class TestEvaluator:
     if self.cache:
       self._cached_batches = batches
 
-  def localize(self, params) -> Tuple[Dict[str, localization.VideoLocalization],
-                                      np.ndarray]:
-    """({video: VideoLocalization} of the test split, [N, C] labels)."""
-    per_video, labels = {}, []
+  def localize(self, params) -> Tuple[localization.Localization, np.ndarray]:
+    """(Localization of the split's videos in order, [N, C] labels)."""
+    parts, labels = [], []
     for batch, features, mask in self.batches():
       out = _to_host(self.forward(params, features, mask))
-      per_video.update(inference.per_video_outputs(
-          types.SimpleNamespace(**out), batch["names"], batch["num_snippets"],
-          valid_lengths=batch["mask"].sum(axis=1), valid=batch["valid"]))
-      labels.append(batch["labels"][batch["valid"]])
-    localized = localization.localize_batch(per_video, self.variant, self.class_names)
-    if self.unevaluated.size:
-      localized = {name: dataclasses.replace(loc, proposals=loc.proposals.take(
-          ~np.isin(loc.proposals.class_index, self.unevaluated)))
-                   for name, loc in localized.items()}
-    return localized, np.concatenate(labels)
+      valid = batch["valid"]
+      parts.append(localization.localize(
+          out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
+          out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
+          batch["num_snippets"][valid], self.variant,
+          video_names=batch["names"][valid], class_names=self.class_names))
+      labels.append(batch["labels"][valid])
+    return localization.Localization.concatenate(parts), np.concatenate(labels)
 
-  def __call__(self, params, step: int
-               ) -> Tuple[report.Record, Dict[str, localization.VideoLocalization]]:
-    """(evaluation record, {video: VideoLocalization}) of `params` at `step`."""
+  def __call__(self, params, step: int) -> Tuple[report.Record, Detections]:
+    """(evaluation record, detections of the evaluated classes) of `params` at `step`."""
     localized, labels = self.localize(params)
-    predictions = dataclasses.replace(
-        inference.predictions_of(localized, self.ground_truth, self.class_names),
-        source=f"of step {step}")
-    result = evaluation.evaluate_detections(self.ground_truth, predictions,
-                                            self.variant.tiou_thresholds)
-    accuracy = evaluation.classification_accuracy(
-        inference.video_scores(localized), labels, self.variant.class_thresh)
-    return report.evaluation_record(result, accuracy, step, len(localized)), localized
+    detections = localized.detections
+    if self.unevaluated.size:
+      detections = detections.take(~np.isin(detections.label, self.unevaluated))
+    detections = dataclasses.replace(detections, source=f"of step {step}")
+    result = ap.evaluate_detections(self.ground_truth, detections,
+                                    self.variant.tiou_thresholds)
+    accuracy = classification.classification_accuracy(localized.predicted, labels)
+    return report.evaluation_record(result, accuracy, step, len(labels)), detections

@@ -28,7 +28,7 @@ def evaluation_record(result, accuracy: float, step: int, num_videos: int) -> Re
   """The record of one evaluation.
 
   Args:
-    result: a `salx.postprocess.evaluation.EvalResult`.
+    result: a `salx.postprocess.ap.EvalResult`.
     accuracy: classification accuracy (exact multi-hot match), in [0, 1].
     step: the training step evaluated (0: the untrained model).
     num_videos: test videos evaluated.
@@ -165,10 +165,7 @@ def run_title(config, source, variant) -> str:
           f"{source.data_dir}")
 
 
-def write_predictions(workdir: str, which: str, step: int, localized) -> None:
-  """workdir/predictions_<which>.json: ActivityNet detection JSON (process 0)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from salx.postprocess import localization  # pylint: disable=g-import-not-at-top
-  if jax.process_index() == 0:
-    write_json(os.path.join(workdir, f"predictions_{which}.json"),
-               localization.detections_json(localized, details=f"salx step {step}"))
+def write_predictions(workdir: str, which: str, step: int, detections) -> None:
+  """workdir/predictions_<which>.json: `detections` as ActivityNet detection JSON."""
+  write_json(os.path.join(workdir, f"predictions_{which}.json"),
+             detections.to_json(details=f"salx step {step}"))

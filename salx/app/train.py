@@ -192,7 +192,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   state = evaluate_run.init_state(model, variant, config, init_rng, mesh)
   train_step = sharding.jit_train_step(
       train_step_lib.make_train_step(model, variant), mesh)
-  evaluator = evaluator_lib.TestEvaluator(model, source, variant, config, mesh)
+  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
 
   # 3. Resume, or start from the untrained model.
   os.makedirs(workdir, exist_ok=True)
@@ -279,12 +279,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
           writer.write_scalars(step, report.scalars(record))
           progress["last"] = record
           progress["history"].append(report.summary(record))
-          if is_last:
+          if is_last and is_chief:
             report.write_predictions(workdir, "last", step, localized)
           if report.is_better(record, progress["best"]):
             progress["best"] = record
             ckpts.save_best(step, state.params, record)
-            report.write_predictions(workdir, "best", step, localized)
+            if is_chief:
+              report.write_predictions(workdir, "best", step, localized)
           best = progress["best"]
           out.evaluation(step, record["average_mAP"], best["average_mAP"], best["step"])
 
