@@ -1,0 +1,160 @@
+"""All the pictures of one run, and the page that links them.
+
+    files = draw_run("W/plots", per_video=[...], history=[...], records=metrics,
+                     table_text=report)
+
+writes into the folder
+    videos/<video>.png   one detection timeline per video (`timeline.draw_timeline`)
+    losses.png           the loss terms against the step (`curves.draw_losses`)
+    map.png              the test average mAP against the step (`curves.draw_map`)
+    ap_bars.png          per-class AP and mAP per tIoU, last and selected step
+    index.html           the report table, the figures, the videos worst first
+and returns the paths written. The inputs are arrays and JSON-like data:
+`salx.app.pictures.collect(workdir, split, video)` makes them from a trained run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from salx.core import variants
+from salx.postprocess import evaluation
+from salx.viz import ap_bars
+from salx.viz import curves
+from salx.viz import index_page
+from salx.viz import timeline
+
+VIDEO_DIR = "videos"
+# The keys of a per-video dict that `timeline.draw_timeline` takes.
+TIMELINE_FIELDS = ("video", "duration_s", "seconds_per_snippet", "class_names", "gt",
+                   "detections", "cas", "predicted", "action_flow", "action_rgb",
+                   "actionness", "thresholds", "pseudo_label", "mask")
+REQUIRED_FIELDS = TIMELINE_FIELDS[:-2]
+
+
+def video_ap(gt: Sequence[Sequence[float]], detections: Mapping[str, Any],
+             class_names: Sequence[str], tiou_thresholds: Sequence[float]
+             ) -> Optional[float]:
+  """One video's AP: mean over the thresholds of the mean AP over its GT classes.
+
+  The ActivityNet protocol (SPEC 5) on this video alone; detections of classes
+  without ground truth in the video do not enter any class's AP.
+
+  Args:
+    gt: (class_index, start_s, end_s) instances.
+    detections: {'label' [N], 'score' [N], 'start' [N], 'end' [N]}.
+  Returns:
+    The AP in [0, 1]; None for a video without ground truth.
+  """
+  if not len(gt):
+    return None
+  g = np.asarray(gt, np.float64).reshape(-1, 3)
+  present, g_label = np.unique(g[:, 0].astype(np.int64), return_inverse=True)
+  label = np.asarray(detections["label"], np.int64)
+  keep = np.isin(label, present)
+  truth = evaluation.GroundTruth(
+      "<video>", "test", ("video",), tuple(str(class_names[c]) for c in present),
+      np.zeros(g_label.size, np.int64), g_label.astype(np.int64), g[:, 1], g[:, 2])
+  predictions = evaluation.Predictions(
+      "<video>", np.zeros(int(keep.sum()), np.int64),
+      np.full(int(keep.sum()), "video", dtype=object),
+      np.searchsorted(present, label[keep]),
+      *(np.asarray(detections[k], np.float64)[keep] for k in ("score", "start", "end")))
+  ap = evaluation.average_precision(truth, predictions,
+                                    np.asarray(tiou_thresholds, np.float64))
+  return float(ap.mean())
+
+
+def png_names(videos: Sequence[str]) -> List[str]:
+  """A distinct file name per video: its name with characters other than letters,
+  digits, '.', '_' and '-' replaced by '_' (and '-2', '-3', ... on collisions)."""
+  names, used = [], set()
+  for video in videos:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(video)).lstrip(".") or "video"
+    name, k = f"{stem}.png", 1
+    while name.lower() in used:
+      k += 1
+      name = f"{stem}-{k}.png"
+    used.add(name.lower())
+    names.append(name)
+  return names
+
+
+def _thresholds(records: Optional[Mapping[str, Any]]) -> Sequence[float]:
+  for key in ("best", "last"):
+    record = (records or {}).get(key)
+    if isinstance(record, Mapping) and record.get("tiou_thresholds"):
+      return [float(t) for t in record["tiou_thresholds"]]
+  return list(variants.THUMOS14.tiou_thresholds)
+
+
+def _timeline_kwargs(entry: Any, i: int) -> Dict[str, Any]:
+  if not isinstance(entry, Mapping):
+    raise ValueError(f"per_video[{i}] must be a mapping of the timeline's arrays")
+  missing = [k for k in REQUIRED_FIELDS if k not in entry]
+  if missing:
+    raise ValueError(f"per_video[{i}] lacks {missing}")
+  return {k: entry[k] for k in TIMELINE_FIELDS if entry.get(k) is not None}
+
+
+def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
+             history: Sequence[Mapping[str, Any]], records: Optional[Mapping[str, Any]],
+             table_text: str, top_per_class: int = 10,
+             score_threshold: Optional[float] = None, tiou: float = 0.5,
+             width_px: int = 1600, title: str = "salx run") -> List[str]:
+  """Draws every picture of a run into `out_dir` and writes its index.html.
+
+  Args:
+    out_dir: the folder (made if missing), e.g. W/plots.
+    per_video: per video a dict of `timeline.draw_timeline`'s arguments (video,
+      duration_s, seconds_per_snippet, class_names, gt, detections, cas,
+      predicted, action_flow, action_rgb, actionness, thresholds; optionally
+      pseudo_label, mask); other keys are ignored.
+    history: member histories for `curves` ({'train', 'eval', ...} each).
+    records: {'last': record, 'best': record} (metrics.json), or None.
+    table_text: the report table shown at the top of the page.
+    top_per_class, score_threshold, tiou: which detections a timeline shows, and
+      the tIoU of its true positives.
+    width_px: the width of the timelines.
+    title: the page's title.
+
+  Returns:
+    The paths written, index.html last.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  files, figures, videos = [], [], []
+  thresholds = _thresholds(records)
+  kwargs = [_timeline_kwargs(entry, i) for i, entry in enumerate(per_video)]
+  for args, name in zip(kwargs, png_names([a["video"] for a in kwargs])):
+    relpath = f"{VIDEO_DIR}/{name}"
+    timeline.draw_timeline(os.path.join(out_dir, VIDEO_DIR, name), **args,
+                           top_per_class=top_per_class, score_threshold=score_threshold,
+                           tiou=tiou, width_px=width_px)
+    files.append(os.path.join(out_dir, VIDEO_DIR, name))
+    videos.append((args["video"], relpath,
+                   video_ap(args["gt"], args["detections"], args["class_names"],
+                            thresholds)))
+
+  history = list(history or [])
+  if curves.terms_of(history):
+    files.append(os.path.join(out_dir, "losses.png"))
+    curves.draw_losses(files[-1], history)
+    figures.append(("training loss terms against the step", "losses.png"))
+  if any(m.get("eval") for m in history):
+    files.append(os.path.join(out_dir, "map.png"))
+    curves.draw_map(files[-1], history)
+    figures.append(("test average mAP against the step", "map.png"))
+  last, best = ((records or {}).get("last"), (records or {}).get("best"))
+  if last is not None or best is not None:
+    at = tiou if any(abs(t - tiou) < 1e-6 for t in thresholds) else thresholds[0]
+    files.append(os.path.join(out_dir, "ap_bars.png"))
+    ap_bars.draw_ap_bars(files[-1], last=last, selected=best, tiou=at)
+    figures.append((f"per-class AP at tIoU {at:g} and mAP per tIoU: last and "
+                    "selected step", "ap_bars.png"))
+  files.append(index_page.write_index(out_dir, table_text=table_text, videos=videos,
+                                      figures=figures, title=title))
+  return files
