@@ -222,12 +222,14 @@ def test_classes_without_test_instances_are_left_out(tmp_path):
   assert kept <= set(ev.ground_truth.class_names)
 
 
+@pytest.mark.parametrize("num_seeds", [1, 3])
 def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
-                                                             compilation_cache):
+                                                             compilation_cache,
+                                                             num_seeds):
   killed = tmp_path / "killed"
   killed.mkdir()
-  proc = _start(cli_args(killed, data_dir, num_steps=100_000), compilation_cache,
-                tmp_path)
+  proc = _start(cli_args(killed, data_dir, num_steps=100_000, num_seeds=num_seeds),
+                compilation_cache, tmp_path)
   _wait_for_checkpoint(proc, killed, 20, tmp_path)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=30)
@@ -236,14 +238,16 @@ def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
   assert stopped_at >= 20 and not (killed / "metrics.json").exists()
   num_steps = stopped_at + 20
 
-  resumed = train.train_and_evaluate(tiny_config(data_dir, num_steps=num_steps),
-                                     str(killed))
+  config = tiny_config(data_dir, num_steps=num_steps, num_seeds=num_seeds)
+  resumed = train.train_and_evaluate(config, str(killed))
   uninterrupted_dir = tmp_path / "uninterrupted"
-  uninterrupted = train.train_and_evaluate(tiny_config(data_dir, num_steps=num_steps),
-                                           str(uninterrupted_dir))
+  uninterrupted = train.train_and_evaluate(config, str(uninterrupted_dir))
   assert resumed.metrics == uninterrupted.metrics
-  for which in ("last", "best"):
-    name = f"predictions_{which}.json"
+  assert len(resumed.metrics["members"]) == num_seeds
+  names = [f"predictions_{which}.json" for which in ("last", "best")] if num_seeds == 1 \
+      else [f"predictions_{which}_member{m}.json" for which in ("last", "best")
+            for m in range(num_seeds)]
+  for name in names:
     assert _read(killed / name) == _read(uninterrupted_dir / name)
 
 

@@ -34,6 +34,9 @@ def keep_log_file(workdir: str) -> std_logging.Handler:
   std_logging.getLogger().addHandler(handler)
   if logging.get_verbosity() < logging.INFO:   # Library use: flags not parsed.
     logging.set_verbosity(logging.INFO)
+    console = logging.get_absl_handler()
+    if console.level == std_logging.NOTSET:
+      console.setLevel(std_logging.WARNING)   # The file gets INFO, not the console.
   return handler
 
 

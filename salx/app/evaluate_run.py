@@ -9,6 +9,7 @@ evaluate.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, Tuple
 
@@ -19,6 +20,7 @@ import numpy as np
 from salx.app import checkpoint as checkpoint_lib
 from salx.app import data as data_lib
 from salx.app import evaluator as evaluator_lib
+from salx.app import members as members_lib
 from salx.app import report
 from salx.app import run_config
 from salx.app.run_config import ConfigError
@@ -53,6 +55,15 @@ def _shape_differences(loaded: Any, template: Any) -> list:
   return out
 
 
+def _members_of_run(path: str) -> int:
+  """How many members the salx run in `path` trained (its metrics.json), else 1."""
+  try:
+    with open(os.path.join(path, "metrics.json"), encoding="utf-8") as f:
+      return max(1, len(json.load(f).get("members") or [None]))
+  except (OSError, ValueError):
+    return 1
+
+
 def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any, str]:
   """(params replicated on the mesh, a description) from `config.init_checkpoint`.
 
@@ -67,15 +78,19 @@ def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any
   """
   path = os.path.abspath(os.path.expanduser(path))
   if os.path.isdir(path):
-    if not any(os.path.isdir(os.path.join(path, d)) for d in
-               (checkpoint_lib.BEST_DIR, checkpoint_lib.LATEST_DIR)):
-      raise FileNotFoundError(f"config.init_checkpoint: {path} holds no salx checkpoint "
-                              f"({checkpoint_lib.BEST_DIR}/ or {checkpoint_lib.LATEST_DIR}/)")
+    if not os.path.isdir(os.path.join(path, checkpoint_lib.BEST_DIR)):
+      raise FileNotFoundError(f"config.init_checkpoint: {path} holds no salx best "
+                              f"checkpoint ({checkpoint_lib.BEST_DIR}/)")
+    count = _members_of_run(path)
+    stacked = jax.tree_util.tree_map(
+        lambda t: jax.device_put(np.zeros((count,) + t.shape, t.dtype)), template)
     with checkpoint_lib.RunCheckpoints(path, keep=keep) as ckpts:
-      restored = ckpts.restore_best(template)
-      if restored is not None:
-        return restored[0], f"best params of {path} (step {restored[2]})"
+      restored = ckpts.restore_best(stacked)
+    if restored is None:
       raise FileNotFoundError(f"config.init_checkpoint: {path} holds no best params")
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], restored[0])
+    return (sharding.replicate(params, mesh),
+            f"best params of {path} (member 0, step {restored[2]})")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config.init_checkpoint: {path} does not exist")
   params = convert.load_official_checkpoint(path)
@@ -105,12 +120,16 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
       raise FileNotFoundError(f"no {which} checkpoint to evaluate: {folder} does not "
                               "exist (train first, or set --config.init_checkpoint)")
   source = data_lib.open_data(config)
+  members = members_lib.members_of(config)[:1 if config.init_checkpoint else None]
   variant = run_config.make_variant(config)
   model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
-  mesh = sharding.make_mesh()
-  state = init_state(model, variant, config, jax.random.key(0), mesh)
+  mesh = sharding.make_mesh(num_members=len(members))
+  state, _, hparams = members_lib.init_members(model, variant, config, members, mesh)
   if config.init_checkpoint:
-    params, what = load_init_params(config.init_checkpoint, state.params, mesh)
+    one = jax.tree_util.tree_map(lambda x: x[0], state.params)
+    params, what = load_init_params(config.init_checkpoint, one, mesh)
+    params = jax.device_put(jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params),
+                            sharding.member_sharded(mesh))
     step, which = 0, "init"
   else:
     with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
@@ -120,18 +139,25 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
       else:
         restored = ckpts.restore_latest(state)
         params, step = ((None, None) if restored is None else
-                        (restored[0].params, int(jax.device_get(restored[0].step))))
+                        (restored[0].params, int(jax.device_get(restored[0].step)[0])))
     if params is None:
       raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
     what = f"{which} checkpoint"
-  record, localized = evaluator_lib.TestEvaluator(model, source, variant, config,
-                                                  mesh)(params, step)
-  table = report.format_table([(f"{which} checkpoint" if step else "weights", record)],
-                              title=report.run_title(config, source, variant))
-  table += f"\nweights: {what}\nprotocol: {record['protocol']}"
+  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
+  results = evaluator.evaluate_members(params, hparams["rgb_weight"],
+                                       [m.variant for m in members], step)
+  label = f"{which} checkpoint" if step else "weights"
+  rows = ([(label, results[0][0])] if len(members) == 1 else
+          [(f"{label} m{m.index} seed {m.seed}", r) for m, (r, _) in zip(members, results)])
+  table = report.format_table(rows, title=report.run_title(config, source, variant))
+  table += f"\nweights: {what}\nprotocol: {results[0][0]['protocol']}"
   if jax.process_index() == 0:
     print(table, flush=True)
     os.makedirs(workdir, exist_ok=True)
-    report.write_predictions(workdir, f"eval_{which}", step, localized)
-    report.write_json(os.path.join(workdir, f"metrics_eval_{which}.json"), record)
-  return record, table
+    for m, (_, detections) in zip(members, results):
+      name = f"eval_{which}" + (f"_member{m.index}" if len(members) > 1 else "")
+      report.write_predictions(workdir, name, step, detections)
+    report.write_json(os.path.join(workdir, f"metrics_eval_{which}.json"),
+                      results[0][0] if len(members) == 1 else
+                      {"members": [r for r, _ in results]})
+  return results[0][0], table

@@ -10,7 +10,7 @@ takes from a predictions file.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterator, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from absl import logging
 import jax
@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from salx.app import report
+from salx.core import members as core_members
 from salx.core import model as model_lib
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
@@ -86,6 +87,16 @@ class SplitEvaluator:
           ("action_rgb", o.action_rgb), ("video_logits", o.video_logits))}
 
     self.forward = sharding.jit_eval_forward(outputs, mesh)
+    members_forward = core_members.make_members_eval_forward(model)
+
+    def members_outputs(params, rgb_weight, features, mask):
+      """The members' outputs [K, B, ...] on one batch, float32."""
+      o = members_forward(params, rgb_weight, features, mask)
+      return {k: v.astype(jnp.float32) for k, v in (
+          ("cas", o.cas), ("action_flow", o.action_flow),
+          ("action_rgb", o.action_rgb), ("video_logits", o.video_logits))}
+
+    self.members_forward = sharding.jit_members_eval_forward(members_outputs, mesh)
 
   def batches(self) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
     """(host batch, features [B, T, D], mask [B, T] on the mesh) of the test split."""
@@ -106,28 +117,57 @@ class SplitEvaluator:
     if self.cache:
       self._cached_batches = batches
 
-  def localize(self, params) -> Tuple[localization.Localization, np.ndarray]:
-    """(Localization of the split's videos in order, [N, C] labels)."""
-    parts, labels = [], []
-    for batch, features, mask in self.batches():
-      out = _to_host(self.forward(params, features, mask))
-      valid = batch["valid"]
-      parts.append(localization.localize(
-          out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
-          out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
-          batch["num_snippets"][valid], self.variant,
-          video_names=batch["names"][valid], class_names=self.class_names))
-      labels.append(batch["labels"][valid])
-    return localization.Localization.concatenate(parts), np.concatenate(labels)
+  def _localize_batch(self, out, batch, variant) -> localization.Localization:
+    valid = batch["valid"]
+    return localization.localize(
+        out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
+        out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
+        batch["num_snippets"][valid], variant,
+        video_names=batch["names"][valid], class_names=self.class_names)
 
-  def __call__(self, params, step: int) -> Tuple[report.Record, Detections]:
-    """(evaluation record, detections of the evaluated classes) of `params` at `step`."""
-    localized, labels = self.localize(params)
+  def _score(self, localized: localization.Localization, labels: np.ndarray,
+             variant, step: int) -> Tuple[report.Record, Detections]:
     detections = localized.detections
     if self.unevaluated.size:
       detections = detections.take(~np.isin(detections.label, self.unevaluated))
     detections = dataclasses.replace(detections, source=f"of step {step}")
     result = ap.evaluate_detections(self.ground_truth, detections,
-                                    self.variant.tiou_thresholds)
+                                    variant.tiou_thresholds)
     accuracy = classification.classification_accuracy(localized.predicted, labels)
     return report.evaluation_record(result, accuracy, step, len(labels)), detections
+
+  def evaluate_members(self, params, rgb_weight, member_variants: Sequence[Any],
+                       step: int) -> List[Tuple[report.Record, Detections]]:
+    """(record, detections) of each of K members: one forward over all members per
+    batch, then each member's localization with its own variant.
+
+    Args:
+      params: the members' params [K, ...] on the mesh.
+      rgb_weight: [K] the members' fused-actionness weights.
+      member_variants: K variants (their localization settings may differ).
+    """
+    parts = [[] for _ in member_variants]
+    labels = []
+    for batch, features, mask in self.batches():
+      out = _to_host(self.members_forward(params, rgb_weight, features, mask))
+      for m, variant in enumerate(member_variants):
+        parts[m].append(self._localize_batch({k: v[m] for k, v in out.items()},
+                                             batch, variant))
+      labels.append(batch["labels"][batch["valid"]])
+    labels = np.concatenate(labels)
+    return [self._score(localization.Localization.concatenate(p), labels, v, step)
+            for p, v in zip(parts, member_variants)]
+
+  def localize(self, params) -> Tuple[localization.Localization, np.ndarray]:
+    """(Localization of the split's videos in order, [N, C] labels)."""
+    parts, labels = [], []
+    for batch, features, mask in self.batches():
+      out = _to_host(self.forward(params, features, mask))
+      parts.append(self._localize_batch(out, batch, self.variant))
+      labels.append(batch["labels"][batch["valid"]])
+    return localization.Localization.concatenate(parts), np.concatenate(labels)
+
+  def __call__(self, params, step: int) -> Tuple[report.Record, Detections]:
+    """(evaluation record, detections of the evaluated classes) of `params` at `step`."""
+    localized, labels = self.localize(params)
+    return self._score(localized, labels, self.variant, step)

@@ -19,7 +19,10 @@ import os
 import tempfile
 from typing import Any, Dict, Optional, Sequence, Tuple
 
+import numpy as np
+
 SELECTED_ON_TEST = "selected on the test set (authors' protocol)"
+SELECTED_ON_HOLDOUT = "selected on held-out training videos"
 
 Record = Dict[str, Any]
 
@@ -51,7 +54,7 @@ def summary(record: Record) -> Record:
   """The short form of a record kept in the run's history (no per-class AP)."""
   return {"step": record["step"], "average_mAP": record["average_mAP"],
           "averages": dict(record["averages"]), "accuracy": record["accuracy"],
-          "mAP": list(record["mAP"])}
+          "mAP": list(record["mAP"]), "tiou_thresholds": list(record["tiou_thresholds"])}
 
 
 def scalars(record: Record, prefix: str = "test") -> Dict[str, float]:
@@ -108,36 +111,107 @@ def format_table(rows: Sequence[Tuple[str, Optional[Record]]],
   return "\n".join(out)
 
 
+def _statistic(records: Sequence[Record], fn) -> Record:
+  """A record-like row of `fn` (mean, std) over members' records, for the table."""
+  ref = records[0]
+  return {"step": "-", "tiou_thresholds": ref["tiou_thresholds"],
+          "num_videos": ref.get("num_videos", 0),
+          "mAP": [fn([r["mAP"][i] for r in records]) for i in range(len(ref["mAP"]))],
+          "averages": {k: fn([r["averages"][k] for r in records])
+                       for k in ref["averages"]},
+          "accuracy": fn([r["accuracy"] for r in records])}
+
+
+def _difference(a: Record, b: Record) -> Record:
+  """a - b of two records' mAPs, averages and accuracy."""
+  return {"step": "-", "tiou_thresholds": a["tiou_thresholds"],
+          "mAP": [x - y for x, y in zip(a["mAP"], b["mAP"])],
+          "averages": {k: a["averages"][k] - b["averages"][k] for k in a["averages"]},
+          "average_mAP": a["average_mAP"] - b["average_mAP"],
+          "accuracy": a["accuracy"] - b["accuracy"]}
+
+
+def _mean(values):
+  return float(sum(values) / len(values))
+
+
+def _std(values):
+  return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+ROWS = (("untrained", "untrained"), ("last", "last step"),
+        ("best", "best (selected on test)*"), ("holdout", "holdout-selected**"))
+
+
 def final_report(progress: Record, *, title: str, eval_every: int,
-                 eval_start_step: int) -> Tuple[str, Record]:
+                 eval_start_step: int, holdout_fraction: float = 0.0
+                 ) -> Tuple[str, Record]:
   """The final table and the content of metrics.json from a run's progress record.
 
+  One member: its untrained, last, best (and holdout-selected) rows and best - last.
+  Several: those rows per member, then each row's mean and sample std over the
+  members (n), and best - last the same way.
+
   Args:
-    progress: the run's progress record ('untrained', 'last', 'best', 'history').
+    progress: the run's progress record (`salx.app.progress`).
     title: the table's first line (dataset, model).
     eval_every, eval_start_step: the evaluation schedule, to describe the selection.
+    holdout_fraction: the held-out part of the training videos (0: none).
 
   Returns:
-    (table text, metrics dict).
+    (table text, metrics dict: member 0's untrained / last / best / history at the
+    top, every member under 'members', and 'summary': {row: {metric: {mean, std,
+    n}}}).
   """
-  untrained, last, best = (progress.get("untrained"), progress.get("last"),
-                           progress.get("best"))
-  rows = [("untrained", untrained), ("last step", last),
-          ("best (selected on test)*", best)]
+  from salx.app import members as members_lib  # pylint: disable=g-import-not-at-top
+  members = progress["members"]
+  kinds = [(key, label) for key, label in ROWS
+           if key != "holdout" or holdout_fraction > 0]
+  diffs = [_difference(m["best"], m["last"]) for m in members
+           if m["best"] is not None and m["last"] is not None]
+  rows = []
+  for key, label in kinds:
+    records = [m[key] for m in members if m[key] is not None]
+    if len(members) == 1:
+      rows.append((label, members[0][key]))
+      continue
+    rows += [(f"{label} m{i} seed {m['seed']}", m[key]) for i, m in enumerate(members)]
+    if records:
+      rows += [(f"{label}: mean", _statistic(records, _mean)),
+               (f"{label}: std (n={len(records)})", _statistic(records, _std))]
+  if diffs:
+    rows.append(("best - last" + (": mean" if len(members) > 1 else ""),
+                 _statistic(diffs, _mean)))
+    if len(members) > 1:
+      rows.append((f"best - last: std (n={len(diffs)})", _statistic(diffs, _std)))
   footnote = (f"* {SELECTED_ON_TEST}: the test split evaluated every {eval_every} "
               f"steps from step {eval_start_step} and the best average mAP kept. "
               "This selects on the test set; quote the last step for a result "
               "without test-set selection.")
-  protocol = (last or best or untrained or {}).get("protocol", "")
+  if holdout_fraction > 0:
+    footnote += (f"\n** {SELECTED_ON_HOLDOUT}: the step with the best average mAP on "
+                 f"{100 * holdout_fraction:g}% of the training videos held out of "
+                 "training, scored on the test set.")
+  first = members[0]
+  protocol = (first["last"] or first["best"] or first["untrained"] or {}).get(
+      "protocol", "")
   table = format_table(rows, title=title, footnote=footnote)
   if protocol:
     table += f"\nprotocol: {protocol}"
+  summary = {key: members_lib.summary_of([m[key] for m in members])
+             for key, _ in kinds}
+  summary["best_minus_last"] = members_lib.summary_of(diffs) if diffs else None
   metrics = {
-      "untrained": untrained,
-      "last": last,
-      "best": None if best is None else dict(best, selection=SELECTED_ON_TEST),
-      "history": progress.get("history", []),
-      "train_history": progress.get("train_history", []),
+      "untrained": first["untrained"],
+      "last": first["last"],
+      "best": None if first["best"] is None else dict(first["best"],
+                                                      selection=SELECTED_ON_TEST),
+      "history": first["history"],
+      "train_history": first["train_history"],
+      "members": [{k: m[k] for k in ("seed", "overrides", "untrained", "last", "best",
+                                    "holdout", "history", "train_history")}
+                  for m in members],
+      "summary": summary,
   }
   return table, metrics
 

@@ -1,26 +1,32 @@
 """Training and evaluation of SAL: `train_and_evaluate(config, workdir)`.
 
-One run, read top to bottom in `train_and_evaluate`:
+One run of K members (K = config.num_seeds, or the length of config.members; 1 by
+default), read top to bottom in `train_and_evaluate`:
   1. open the data (the synthetic dataset is generated on first use) and check it,
-     so that a broken folder stops the run before anything trains;
-  2. build the model and the train state, replicated over a mesh of all devices
-     (the batch is sharded along it; `salx.core.sharding`);
+     so that a broken folder stops the run before anything trains; with
+     config.holdout_fraction, hold a class-stratified part of the training videos
+     out of training (`salx.app.holdout`);
+  2. build the model and the members' train states [K, ...] on a ('member',
+     'data') mesh of all devices (`salx.core.sharding`, `salx.core.members`);
   3. resume from the newest checkpoint of workdir/checkpoints, or else evaluate the
-     untrained model;
-  4. train with the jitted global-batch step. The step stays on the device: every
+     untrained members;
+  4. train all members with one jitted step. The step stays on the device: every
      `log_every` steps (and before an evaluation or a checkpoint) the losses come
      to the host, are checked to be finite and are written. Every `eval_every` steps
-     from `eval_start_step`, and at the last step, the test split is evaluated and
-     the best average mAP kept in workdir/best (the authors' protocol, which
-     selects on the test set). Every `checkpoint_every` steps, at the last step
-     and on SIGTERM the state is checkpointed;
-  5. report the untrained, last and best results: stdout, workdir/report.txt,
-     workdir/metrics.json, workdir/predictions_last.json, predictions_best.json.
+     from `eval_start_step`, and at the last step, the test split is evaluated (one
+     forward over all members) and each member's best average mAP kept in
+     workdir/best (the authors' protocol, which selects on the test set; the
+     held-out videos, when used, select each member's step honestly). Every
+     `checkpoint_every` steps, at the last step and on SIGTERM the state is
+     checkpointed;
+  5. report every member's untrained, last and selected results and their mean ±
+     std: stdout, workdir/report.txt, workdir/metrics.json, and the predictions of
+     the last and the best step (ActivityNet JSON).
 
-Resuming is exact: the batch of step s is a pure function of (seed, s) and the
-dropout key of step s is fold_in(key, s), so a checkpoint of the TrainState (with
-the adaptive-mask statistics) and of the progress record (evaluations so far)
-gives the same final metrics as an uninterrupted run.
+Resuming is exact: member m's batch of step s is a pure function of (its seed, s)
+and its dropout key of step s is fold_in(key, s), so a checkpoint of the states
+(with the adaptive-mask statistics) and of the progress record (evaluations so
+far) gives the same final metrics as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import collections
 import dataclasses
 import os
 import sys
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Sequence
 
 from absl import logging
 from clu import metric_writers
@@ -45,12 +51,16 @@ from salx.app import data as data_lib
 from salx.app import errors
 from salx.app import evaluate_run
 from salx.app import evaluator as evaluator_lib
+from salx.app import holdout
+from salx.app import members as members_lib
 from salx.app import preemption
+from salx.app import progress as progress_lib
 from salx.app import report
 from salx.app import run_config
+from salx.app import step_metrics
 from salx.app.run_config import ConfigError
+from salx.core import members as core_members
 from salx.core import sharding
-from salx.core import train_step as train_step_lib
 from salx.datasets import input_pipeline
 
 
@@ -58,12 +68,21 @@ from salx.datasets import input_pipeline
 # State and training helpers.
 
 
-def device_batches(host_batches: Iterator[Dict[str, np.ndarray]], mesh,
-                   size: int = 2) -> Iterator[Dict[str, jax.Array]]:
-  """Global batches on the mesh, `size` ahead of the step that uses them."""
+def members_batches(source, members: Sequence[Any], config, start_step: int,
+                    sampling: str, mesh, size: int = 2) -> Iterator[Dict[str, jax.Array]]:
+  """The members' global batches [K, B, ...] on the mesh, `size` ahead of the step.
+
+  Member m's batch of step s is the one a single run with its seed draws.
+  """
+  feeds = [input_pipeline.train_batches(
+      source, batch_size=config.batch_size, num_segments=config.num_segments,
+      seed=m.seed, start_step=start_step, num_steps=config.num_steps - start_step,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      cache=config.cache_data, sampling=sampling) for m in members]
   queue = collections.deque()
-  for host_batch in host_batches:
-    queue.append(sharding.global_batch(host_batch, mesh, keys=("features", "labels")))
+  for host_batches in zip(*feeds):
+    stacked = {k: np.stack([b[k] for b in host_batches]) for k in ("features", "labels")}
+    queue.append(sharding.members_global_batch(stacked, mesh))
     if len(queue) == size:
       yield queue.popleft()
   while queue:
@@ -71,53 +90,11 @@ def device_batches(host_batches: Iterator[Dict[str, np.ndarray]], mesh,
 
 
 @jax.jit
-def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
-                            for x in jax.tree_util.tree_leaves(tree)]))
-
-
-def write_train_metrics(writer: metric_writers.MetricWriter, pending: list,
-                        last_good_step: Optional[int], latest_dir: str
-                        ) -> Optional[Dict[str, float]]:
-  """Brings the pending step metrics to the host, checks them, writes their means.
-
-  Args:
-    pending: [(step, {name: device scalar})] since the last call.
-    last_good_step: the newest checkpoint's step, for the error message.
-    latest_dir: where that checkpoint lives.
-
-  Returns:
-    {name: mean over the pending steps}, or None when nothing was pending.
-
-  Raises:
-    errors.NonFiniteLossError: a loss is NaN or infinite (nothing after it is saved).
-  """
-  if not pending:
-    return None
-  steps = [step for step, _ in pending]
-  host = jax.device_get([metrics for _, metrics in pending])
-  losses = np.asarray([m["loss"] for m in host], np.float64)
-  bad = np.flatnonzero(~np.isfinite(losses))
-  bad_inputs = np.flatnonzero([m.get("bad_videos", 0) > 0 for m in host])
-  where = (f"the last good checkpoint, step {last_good_step}, is intact in "
-           f"{latest_dir}" if last_good_step is not None else
-           "no checkpoint had been saved yet")
-  if bad_inputs.size:
-    raise errors.NonFiniteLossError(
-        f"the training batch of step {steps[bad_inputs[0]]} holds "
-        f"{int(host[bad_inputs[0]]['bad_videos'])} video(s) with NaN or infinite "
-        "features or without a positive label; the run stopped without saving, and "
-        f"{where}. Find the files with python -m salx.datasets.check.")
-  if bad.size:
-    raise errors.NonFiniteLossError(
-        f"the training loss is {losses[bad[0]]} at step {steps[bad[0]]} (NaN or "
-        f"infinite); the run stopped without saving the diverged state, and {where}. "
-        "Resuming replays the same steps: lower --config.learning_rate, use "
-        "--config.compute_dtype=float32, or check the features with "
-        "python -m salx.datasets.check.")
-  means = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-  writer.write_scalars(steps[-1], {f"train/{k}": v for k, v in means.items()})
-  return means
+def _keep_improved(improved: jax.Array, params: Any, best: Any) -> Any:
+  """best params [K, ...] with the members flagged in `improved` [K] replaced."""
+  return jax.tree_util.tree_map(
+      lambda p, b: jnp.where(improved.reshape((-1,) + (1,) * (p.ndim - 1)), p, b),
+      params, best)
 
 
 def _flat(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
@@ -166,6 +143,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       stays in workdir/checkpoints).
   """
   run_config.check_config(config)
+  members = members_lib.members_of(config)
+  seeds = [m.seed for m in members]
   workdir = os.path.abspath(os.path.expanduser(workdir))
   is_chief = jax.process_index() == 0
   out = console.Console(enabled=is_chief)
@@ -175,24 +154,40 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   data_lib.check_data(source, config.check_data,
                       "thumos14" if config.dataset == "synthetic" else config.dataset)
   num_classes = data_lib.num_classes_of(config, source)
-  num_train = len(source.video_names("train"))
+  train_source, holdout_source = source, None
+  if config.holdout_fraction > 0:
+    kept, held = holdout.split_training_videos(source, config.holdout_fraction,
+                                               config.seed)
+    train_source = holdout.TrainingSubset(source, kept)
+    holdout_source = holdout.HeldOutSplit(source, held)
+  num_train = len(train_source.video_names("train"))
   if config.batch_size > num_train:
     raise ConfigError(f"config.batch_size = {config.batch_size} is larger than the "
                       f"{num_train} training videos of {source.data_dir}")
 
-  # 2. Model, mesh, state.
+  # 2. Model, mesh, states.
   variant = run_config.make_variant(config)
+  variants = [m.variant for m in members]
   model = run_config.make_model(config, num_classes, variant)
-  mesh = sharding.make_mesh()
+  mesh = sharding.make_mesh(num_members=len(members))
   try:
     sharding.check_global_batch(config.batch_size, mesh)
   except ValueError as e:
     raise ConfigError(f"config.batch_size: {e}") from None
-  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  state = evaluate_run.init_state(model, variant, config, init_rng, mesh)
-  train_step = sharding.jit_train_step(
-      train_step_lib.make_train_step(model, variant), mesh)
+  state, dropout_keys, hparams = members_lib.init_members(model, variant, config, members, mesh)
+  train_step = sharding.jit_members_step(
+      core_members.make_members_step(model, variant), mesh)
   evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
+  holdout_evaluator = (None if holdout_source is None else evaluator_lib.SplitEvaluator(
+      model, holdout_source, variant, config, mesh))
+
+  def evaluate(params, step):
+    """[(test record, detections, held-out record or None)] per member."""
+    tested = evaluator.evaluate_members(params, hparams["rgb_weight"], variants, step)
+    held = ([None] * len(members) if holdout_evaluator is None else
+            [r for r, _ in holdout_evaluator.evaluate_members(
+                params, hparams["rgb_weight"], variants, step)])
+    return [(r, d, h) for (r, d), h in zip(tested, held)]
 
   # 3. Resume, or start from the untrained model.
   os.makedirs(workdir, exist_ok=True)
@@ -201,18 +196,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   out.header(
       data=(f"{config.dataset}, {num_classes} classes, {num_train} train / "
             f"{len(source.video_names('test'))} test videos ({source.layout} layout at "
-            f"{source.data_dir})"),
+            f"{source.data_dir})" + (f", {len(holdout_source.video_names('test'))} "
+                                     "training videos held out" if holdout_source else "")),
       model=(f"SAL, {variant.name} code path, hidden {config.hidden_dim}, T "
-             f"{config.num_segments}, batch {config.batch_size}"),
-      num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params)),
+             f"{config.num_segments}, batch {config.batch_size}"
+             + (f", {len(members)} members (seeds {seeds[0]}..{seeds[-1]})"
+                if len(members) > 1 else "")),
+      num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+      // len(members),
       devices=(f"{mesh.devices.size} x {jax.devices()[0].platform} "
-               f"({jax.process_count()} process(es))"))
+               f"({jax.process_count()} process(es)), mesh {dict(mesh.shape)}"))
   writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
   ckpts = checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints)
   restored = ckpts.restore_latest(state)
+  best_params = None
   if restored is not None:
     state, progress = restored
-    start_step = int(jax.device_get(state.step))
+    start_step = int(jax.device_get(state.step)[0])
     if start_step > config.num_steps:
       ckpts.close()
       raise ConfigError(f"{ckpts.latest_dir} holds a checkpoint of step {start_step}, "
@@ -223,32 +223,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     if changed:
       logging.warning("Resuming with a config that differs from the checkpoint's: "
                       "%s", changed)
+    ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
+    best = ckpts.restore_best(state.params)
+    best_params = None if best is None else best[0]
     out.line(f"resumed from step {start_step} in {ckpts.latest_dir}")
   else:
     start_step = 0
-    progress = {"config": config.to_dict(), "untrained": None, "last": None,
-                "best": None, "history": [], "train_history": []}
+    ckpts.discard_best_after(start_step)
+    if config.init_checkpoint:   # Fine-tuning: every member starts from these weights.
+      one = jax.tree_util.tree_map(lambda x: x[0], state.params)
+      params, what = evaluate_run.load_init_params(config.init_checkpoint, one, mesh)
+      state = state.replace(params=jax.device_put(
+          jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(members)),
+                                 params), sharding.member_sharded(mesh)))
+      out.line(f"initialised from {what}")
+    progress = progress_lib.new_progress(config.to_dict(), members)
     writer.write_hparams({k: v for k, v in _flat(config.to_dict()).items()
                           if isinstance(v, (int, float, str, bool))})
     if config.eval_untrained:
-      progress["untrained"], _ = evaluator(state.params, 0)
-      writer.write_scalars(0, report.scalars(progress["untrained"]))
-      out.line(f"untrained: test average mAP "
-               f"{100 * progress['untrained']['average_mAP']:.2f}%")
-  ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
+      for m, (record, _, _) in enumerate(evaluate(state.params, 0)):
+        progress["members"][m]["untrained"] = record
+      writer.write_scalars(0, _test_scalars(progress["members"], "untrained"))
+      out.line("untrained: test average mAP " + _mean_text(progress["members"],
+                                                           "untrained"))
 
   # 4. Train.
   progress["config"] = config.to_dict()
-  train_iter = device_batches(input_pipeline.train_batches(
-      source, batch_size=config.batch_size, num_segments=config.num_segments,
-      seed=config.seed, start_step=start_step,
-      num_steps=config.num_steps - start_step, process_index=jax.process_index(),
-      process_count=jax.process_count(), cache=config.cache_data,
-      sampling=variant.sampling), mesh)
+  train_iter = members_batches(train_source, members, config, start_step,
+                               variant.sampling, mesh)
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
   watch = preemption.PreemptionWatch()
-  pending = []   # (step, device metrics) since the last host sync.
+  pending = []   # (step, device metrics [K]) since the last host sync.
   status, step = "completed", start_step
   out.start(start_step)
   try:
@@ -256,41 +262,52 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       for step in range(start_step + 1, config.num_steps + 1):
         # `step` counts the steps done once this one is: the batch is number step - 1.
         with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          state, metrics = train_step(state, next(train_iter), dropout_rng)
+          state, metrics = train_step(state, next(train_iter), dropout_keys, hparams)
           pending.append((step, metrics))
         report_progress(step)
 
         is_last = step == config.num_steps
         preempted = watch.reached(step)
-        evaluate = is_last or (step >= config.eval_start_step
-                               and step % config.eval_every == 0)
+        evaluate_now = is_last or (step >= config.eval_start_step
+                                   and step % config.eval_every == 0)
         save = is_last or preempted or step % config.checkpoint_every == 0
-        if evaluate or save or step % config.log_every == 0:
-          means = write_train_metrics(writer, pending, ckpts.latest_step(),
-                                      ckpts.latest_dir)
+        if evaluate_now or save or step % config.log_every == 0:
+          means = step_metrics.sync_train_metrics(writer, pending, seeds,
+                                                  ckpts.latest_step(), ckpts.latest_dir)
           pending = []
-          progress.setdefault("train_history", []).append(dict(step=step, **means))
+          for member, member_means in zip(progress["members"], means):
+            member["train_history"].append(dict(step=step, **member_means))
           if step % config.log_every == 0 or is_last:
-            out.step(step, config.num_steps, means["loss"])
+            out.step(step, config.num_steps,
+                     float(np.mean([mm["loss"] for mm in means])))
 
-        if evaluate:
+        if evaluate_now:
           with report_progress.timed("eval"):
-            record, localized = evaluator(state.params, step)
-          writer.write_scalars(step, report.scalars(record))
-          progress["last"] = record
-          progress["history"].append(report.summary(record))
+            results = evaluate(state.params, step)
+          improved = [progress_lib.record_evaluation(member, record, held)
+                      for member, (record, _, held) in zip(progress["members"], results)]
+          writer.write_scalars(step, _test_scalars(progress["members"], "last"))
           if is_last and is_chief:
-            report.write_predictions(workdir, "last", step, localized)
-          if report.is_better(record, progress["best"]):
-            progress["best"] = record
-            ckpts.save_best(step, state.params, record)
-            if is_chief:
-              report.write_predictions(workdir, "best", step, localized)
-          best = progress["best"]
-          out.evaluation(step, record["average_mAP"], best["average_mAP"], best["step"])
+            for m, (_, detections, _) in enumerate(results):
+              report.write_predictions(workdir, _name("last", m, len(members)), step,
+                                       detections)
+          if any(improved):
+            # A new buffer (never the donated state's own) holding each member's best.
+            best_params = _keep_improved(jnp.asarray(improved), state.params,
+                                         state.params if best_params is None
+                                         else best_params)
+            ckpts.save_best(step, best_params,
+                            progress_lib.best_checkpoint_record(progress["members"]))
+            for m, (_, detections, _) in enumerate(results):
+              if improved[m] and is_chief:
+                report.write_predictions(workdir, _name("best", m, len(members)), step,
+                                         detections)
+          out.evaluation(step, _mean(progress["members"], "last"),
+                         _mean(progress["members"], "best"),
+                         max(progress_lib.best_steps(progress["members"])))
 
         if save:
-          if not bool(_all_finite(state.params)):
+          if not bool(step_metrics.all_finite(state.params)):
             raise errors.NonFiniteLossError(
                 f"the parameters hold NaN or infinite values at step {step}; the run "
                 f"stopped without saving them (last good checkpoint: step "
@@ -314,7 +331,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     return RunResult(status, step, {}, "")
   table, metrics = report.final_report(
       progress, title=report.run_title(config, source, variant),
-      eval_every=config.eval_every, eval_start_step=config.eval_start_step)
+      eval_every=config.eval_every, eval_start_step=config.eval_start_step,
+      holdout_fraction=config.holdout_fraction)
   if is_chief:
     print(table, flush=True)
     report.write_json(os.path.join(workdir, "metrics.json"),
@@ -325,3 +343,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   writer.close()
   console.close_log_file(log_file)
   return RunResult(status, step, metrics, table)
+
+
+def _name(which: str, m: int, num_members: int) -> str:
+  """predictions_<which>.json, or predictions_<which>_member<m>.json with members."""
+  return which if num_members == 1 else f"{which}_member{m}"
+
+
+def _mean(members, key: str) -> float:
+  return float(np.mean([m[key]["average_mAP"] for m in members]))
+
+
+def _mean_text(members, key: str) -> str:
+  values = [100 * m[key]["average_mAP"] for m in members]
+  if len(values) == 1:
+    return f"{values[0]:.2f}%"
+  return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}% (n={len(values)})"
+
+
+def _test_scalars(members, key: str) -> Dict[str, float]:
+  """test/<metric> (the members' mean), and test/member<m>/<metric> with members."""
+  per_member = [report.scalars(m[key]) for m in members]
+  out = {k: float(np.mean([s[k] for s in per_member])) for k in per_member[0]}
+  if len(members) > 1:
+    out.update({k.replace("test/", f"test/member{m}/", 1): v
+                for m, s in enumerate(per_member) for k, v in s.items()})
+  return out
