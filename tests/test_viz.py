@@ -1,5 +1,5 @@
-"""Pictures of a run: timelines, curves, AP bars, the index page, the event reader,
-and the command on a tiny trained run."""
+"""Pictures of a run: timelines (files and TensorBoard pixels), curves, AP bars, the
+index page, and the command on a tiny trained run."""
 
 import ast
 import html.parser
@@ -15,7 +15,6 @@ import pytest
 
 from salx.viz import ap_bars
 from salx.viz import curves
-from salx.viz import events
 from salx.viz import index_page
 from salx.viz import run_pictures
 from salx.viz import timeline
@@ -281,32 +280,6 @@ def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Event files.
-
-
-def test_event_scalars_match_what_tensorflow_wrote(tmp_path):
-  tf = pytest.importorskip("tensorflow")
-  for start, values in ((0, (5.0, 4.0, 3.0)), (1, (2.5, 2.0))):   # a resumed run
-    writer = tf.summary.create_file_writer(str(tmp_path / f"run{start}"))
-    with writer.as_default():
-      for step, value in enumerate(values, start + 1):
-        tf.summary.scalar("train/loss", value, step=step * 10)
-        tf.summary.scalar("train/mil", value / 10, step=step * 10)
-        tf.summary.scalar("test/mAP", 0.5, step=step * 10)
-    writer.close()
-  for i, run in enumerate(("run0", "run1")):
-    (path,) = (tmp_path / run).glob("events.out.tfevents.*")
-    path.rename(tmp_path / f"events.out.tfevents.{i}")
-  scalars = events.read_scalars(str(tmp_path))
-  assert [r["step"] for r in scalars] == [10, 20, 30]
-  np.testing.assert_allclose([r["loss"] for r in scalars], [5.0, 2.5, 2.0])
-  np.testing.assert_allclose([r["mil"] for r in scalars], [0.5, 0.25, 0.2], rtol=1e-6)
-  assert events.read_scalars(str(tmp_path), "test/")[0] == {"step": 10, "mAP": 0.5}
-  (tmp_path / "events.out.tfevents.2").write_bytes(b"\x05" + b"\0" * 11 + b"garbage")
-  assert len(events.read_scalars(str(tmp_path))) == 3   # a record cut short: ignored
-
-
-# ---------------------------------------------------------------------------
 # Imports and the command.
 
 VIZ_ALLOWED = {"numpy", "matplotlib", "salx.postprocess", "salx.core.variants",
@@ -413,7 +386,7 @@ def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
                                 **{k: video[k] for k in run_pictures.TIMELINE_FIELDS})
   assert info["gt_bars"] == len(video["gt"])
   assert info["detection_bars"] == len(timeline.shown_detections(
-      np.asarray(video["detections"]["label"]), np.asarray(video["detections"]["score"])))
+      video["detections"].label, video["detections"].score))
   assert [os.path.basename(f) for f in files] == [
       f"{video['video']}.png", "losses.png", "map.png", "ap_bars.png", "index.html"]
   _check_links(tmp_path / "train_plots")
