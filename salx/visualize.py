@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 
-_PROG = "python -m salx.visualize"
+from salx import cli
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder of a trained run "
                                "(python -m salx.main --workdir). Required.")
 _OUT = flags.DEFINE_string("out", None, "Folder of the pictures (default: "
@@ -39,13 +39,12 @@ _THRESHOLD = flags.DEFINE_float("score_threshold", None, "Show every detection "
                                 "scoring at least this instead of the top per class.")
 flags.mark_flags_as_required(["workdir"])
 
-EXIT_BAD_INPUT = 2
-
 
 def run(workdir: str, out: str, split: str, video, top_per_class: int,
         score_threshold) -> int:
   """Draws the run's pictures; returns the exit status (errors printed, not raised)."""
   # Imported here so that --help answers at once.
+  cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
   from salx.app import pictures  # pylint: disable=g-import-not-at-top
   from salx.app.run_config import ConfigError  # pylint: disable=g-import-not-at-top
   from salx.datasets.errors import DataError  # pylint: disable=g-import-not-at-top
@@ -55,33 +54,19 @@ def run(workdir: str, out: str, split: str, video, top_per_class: int,
     files = run_pictures.draw_run(out, **collected, top_per_class=top_per_class,
                                   score_threshold=score_threshold)
   except (pictures.NoRunError, ConfigError, DataError, ValueError) as e:
-    print(f"{_PROG}: error: {e}", file=sys.stderr, flush=True)
-    return EXIT_BAD_INPUT
+    return cli.fail(" ".join(str(e).split()))
   print(f"{len(files)} files in {out}; open {files[-1]}", flush=True)
   return 0
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    sys.exit(cli.fail(f"unexpected arguments: {argv[1:]}"))
   logging.set_verbosity(logging.WARNING)   # Not the checkpoint library's chatter.
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   out = _OUT.value or os.path.join(workdir, "plots")
   sys.exit(run(workdir, out, _SPLIT.value, _VIDEO.value, _TOP.value, _THRESHOLD.value))
 
 
-def parse_flags(argv):
-  """The flags: --help (-h, --helpfull) prints the usage and exits 0; a bad or
-  missing flag is one line on stderr and exit 2."""
-  asked = {a.split("=")[0] for a in argv[1:]}
-  if asked & {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull"}:
-    app.usage(shorthelp="--helpfull" not in asked, writeto_stdout=True, exitcode=0)
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"{_PROG}: error: {e}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_BAD_INPUT)
-
-
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  cli.run(main)

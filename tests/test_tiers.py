@@ -20,9 +20,10 @@ TIERS = {
     "core": ({"core"}, {"jax", "flax", "optax", "numpy"}),
     "postprocess": ({"core", "postprocess"}, {"numpy"}),
     "datasets": ({"core", "postprocess", "datasets"}, {"numpy"}),
-    "app": ({"core", "postprocess", "datasets", "app"},
+    "app": ({"core", "postprocess", "datasets", "app", "viz"},
             {"jax", "flax", "optax", "numpy", "absl", "clu", "orbax", "ml_collections",
              "matplotlib"}),
+    "viz": ({"core", "postprocess", "viz"}, {"numpy", "matplotlib"}),
 }
 # The datasets files that may use TensorFlow (and JAX's process layout) and the
 # thin command modules that parse absl flags.

@@ -1,28 +1,23 @@
-"""Pictures of a run: timelines, curves, AP bars, the index page, the event reader,
-and the command on a tiny trained run."""
+"""Pictures of a run: timelines (files and TensorBoard pixels), curves, AP bars and
+the index page, drawn from arrays (tests/test_pictures.py: the run's arrays and the
+command)."""
 
-import ast
 import html.parser
 import os
 import pathlib
-import subprocess
-import sys
 from urllib import parse
 
 from matplotlib import image as mpimg
 import numpy as np
 import pytest
 
+from salx.postprocess.detections import Detections
 from salx.viz import ap_bars
 from salx.viz import curves
-from salx.viz import events
 from salx.viz import index_page
 from salx.viz import run_pictures
 from salx.viz import timeline
-from tests.test_train import compilation_cache  # noqa: F401  (a fixture)
-from tests.test_train import tiny_config
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLASSES = ["Diving", "HighJump", "Long <Jump> & \"Co\""]
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -119,6 +114,50 @@ def test_top_per_class_keeps_the_best_scores_of_each_class():
   score = np.array([0.2, 0.5, 0.9, 0.4, 0.1])
   assert timeline.shown_detections(label, score, top_per_class=2).tolist() == [1, 4, 2, 3]
   assert timeline.shown_detections(label, score, score_threshold=0.3).tolist() == [1, 2, 3]
+
+
+def _as_detections(detections, video_names=("video_test_0000004",), video=0):
+  """The mapping `detections` as the postprocess tier's Detections of one video."""
+  d = {k: np.asarray(v) for k, v in detections.items()}
+  return Detections(tuple(video_names), tuple(CLASSES),
+                    np.full(d["label"].size, video, np.int64), d["label"].astype(np.int64),
+                    d["score"], d["start"].astype(np.float64), d["end"].astype(np.float64))
+
+
+def test_a_videos_detections_as_the_postprocess_type_draw_the_same(tmp_path):
+  args = timeline_args(t=110, gt=HAND_GT, detections=HAND_DETECTIONS)
+  two = Detections.concatenate([_as_detections(HAND_DETECTIONS, ("other",)),
+                                _as_detections(HAND_DETECTIONS)])
+  mine = two.take(two.video == 1)
+  drawn = timeline.draw_timeline(str(tmp_path / "d.png"), **dict(args, detections=mine))
+  assert (drawn["detection_bars"], drawn["tp"], drawn["fp"]) == (7, 2, 5)
+  with pytest.raises(ValueError, match="draw_timeline: detections hold several videos"):
+    timeline.draw_timeline(str(tmp_path / "x.png"), **dict(args, detections=two))
+  with pytest.raises(ValueError, match="draw_timeline: detections are over other class"):
+    timeline.draw_timeline(str(tmp_path / "x.png"), **dict(
+        args, class_names=CLASSES[:2] + ["other"], detections=mine))
+
+
+def test_timeline_pixels_are_the_png_file(tmp_path):
+  args = timeline_args(pseudo_label=np.ones(40), mask=np.linspace(0, 1, 40))
+  pixels = timeline.render_timeline_array(**args, width_px=800)
+  info = timeline.draw_timeline(str(tmp_path / "v.png"), **args, width_px=800)
+  assert pixels.dtype == np.uint8 and pixels.shape == (info["size_px"][1], 800, 3)
+  png = mpimg.imread(str(tmp_path / "v.png"))[..., :3]
+  np.testing.assert_array_equal(pixels, np.round(png * 255).astype(np.uint8))
+  assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20   # more than a blank page
+  with pytest.raises(ValueError, match="render_timeline_array: cas"):
+    timeline.render_timeline_array(**timeline_args(cas=np.zeros((40, 2))))
+
+
+def test_timeline_images_for_tensorboard():
+  per_video = [dict(timeline_args(seed=i), video=name)
+               for i, name in enumerate(["v1", "v2"])]
+  images = run_pictures.timeline_images(per_video, top_per_class=3, width_px=640)
+  assert list(images) == ["timeline/v1", "timeline/v2"]
+  for image in images.values():
+    assert image.dtype == np.uint8 and image.ndim == 4
+    assert image.shape[0] == 1 and image.shape[2:] == (640, 3)
 
 
 @pytest.mark.parametrize("override, field", [
@@ -218,7 +257,7 @@ class _Links(html.parser.HTMLParser):
     self.text.append(data)
 
 
-def _check_links(folder):
+def check_links(folder):
   """Every href and src of folder/index.html resolves to a file; returns the parser."""
   page = (pathlib.Path(folder) / "index.html").read_text(encoding="utf-8")
   parser = _Links()
@@ -239,7 +278,7 @@ def test_index_links_every_picture_worst_video_first(tmp_path):
             ("no ground truth", "v/d.png", None)]
   index_page.write_index(str(tmp_path), table_text="mAP <table> & more",
                          videos=videos, figures=[("curves & co", "fig.png")])
-  parser, page = _check_links(tmp_path)
+  parser, page = check_links(tmp_path)
   assert "<script>" not in page and "&lt;script&gt;bad" in page
   assert "mAP &lt;table&gt; &amp; more" in page
   order = [t for t in parser.text if t in ("good", "<script>bad</script>",
@@ -277,154 +316,4 @@ def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path):
     assert os.path.isfile(path), path
   for path in files[:3]:
     assert _png_size(path)[0] == 1600
-  _check_links(tmp_path / "plots")
-
-
-# ---------------------------------------------------------------------------
-# Event files.
-
-
-def test_event_scalars_match_what_tensorflow_wrote(tmp_path):
-  tf = pytest.importorskip("tensorflow")
-  for start, values in ((0, (5.0, 4.0, 3.0)), (1, (2.5, 2.0))):   # a resumed run
-    writer = tf.summary.create_file_writer(str(tmp_path / f"run{start}"))
-    with writer.as_default():
-      for step, value in enumerate(values, start + 1):
-        tf.summary.scalar("train/loss", value, step=step * 10)
-        tf.summary.scalar("train/mil", value / 10, step=step * 10)
-        tf.summary.scalar("test/mAP", 0.5, step=step * 10)
-    writer.close()
-  for i, run in enumerate(("run0", "run1")):
-    (path,) = (tmp_path / run).glob("events.out.tfevents.*")
-    path.rename(tmp_path / f"events.out.tfevents.{i}")
-  scalars = events.read_scalars(str(tmp_path))
-  assert [r["step"] for r in scalars] == [10, 20, 30]
-  np.testing.assert_allclose([r["loss"] for r in scalars], [5.0, 2.5, 2.0])
-  np.testing.assert_allclose([r["mil"] for r in scalars], [0.5, 0.25, 0.2], rtol=1e-6)
-  assert events.read_scalars(str(tmp_path), "test/")[0] == {"step": 10, "mAP": 0.5}
-  (tmp_path / "events.out.tfevents.2").write_bytes(b"\x05" + b"\0" * 11 + b"garbage")
-  assert len(events.read_scalars(str(tmp_path))) == 3   # a record cut short: ignored
-
-
-# ---------------------------------------------------------------------------
-# Imports and the command.
-
-VIZ_ALLOWED = {"numpy", "matplotlib", "salx.postprocess", "salx.core.variants",
-               "salx.core.constants", "salx.viz"}
-
-
-def _imported_names(path):
-  """Every module an import statement of `path` names (also inside functions);
-  `from salx.x import y` names salx.x.y."""
-  for node in ast.walk(ast.parse(path.read_text())):
-    if isinstance(node, ast.Import):
-      yield from (a.name for a in node.names)
-    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-      yield node.module
-      if node.module.split(".")[0] == "salx":
-        yield from (f"{node.module}.{a.name}" for a in node.names)
-
-
-def _module_file(name):
-  base = ROOT.joinpath(*name.split("."))
-  for path in (base.with_suffix(".py"), base / "__init__.py"):
-    if path.is_file():
-      return path
-  return None
-
-
-def _third_party_closure(*modules):
-  """Top-level third-party packages that the salx modules, and every salx module
-  they import in turn, import."""
-  seen, todo, packages = set(), list(modules), set()
-  while todo:
-    name = todo.pop()
-    path = _module_file(name)
-    if name in seen or path is None:
-      continue
-    seen.add(name)
-    for imported in _imported_names(path):
-      top = imported.split(".")[0]
-      if top == "salx":
-        todo.append(imported)
-      elif top not in sys.stdlib_module_names and top != "__future__":
-        packages.add(top)
-  return packages
-
-
-def test_viz_imports_no_tensorflow_and_no_jax():
-  for path in sorted((ROOT / "salx" / "viz").glob("*.py")):
-    for name in _imported_names(path):
-      top = name.split(".")[0]
-      allowed = top in sys.stdlib_module_names or top == "__future__" or any(
-          name == a or name.startswith(a + ".") or a.startswith(name + ".")
-          for a in VIZ_ALLOWED)
-      assert allowed, f"{path.name} imports {name}"
-
-
-def test_training_and_collecting_import_no_matplotlib():
-  """salx's own imports: TensorFlow's Keras may load matplotlib where installed."""
-  for module in ("salx.app.train", "salx.main", "salx.app.pictures"):
-    packages = _third_party_closure(module)
-    assert "jax" in packages, (module, packages)   # the closure is followed
-    assert "matplotlib" not in packages, module
-  assert "matplotlib" in _third_party_closure("salx.viz.run_pictures")
-
-
-def test_help_answers_and_exits_zero():
-  out = subprocess.run([sys.executable, "-m", "salx.visualize", "--help"], cwd=ROOT,
-                       capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
-  assert out.returncode == 0
-  for flag in ("--workdir", "--split", "--video", "--top_per_class", "--score_threshold"):
-    assert flag in out.stdout
-
-
-def test_a_workdir_without_a_run_exits_2_with_one_line(tmp_path, capsys):
-  from salx import visualize
-  assert visualize.run(str(tmp_path), str(tmp_path / "plots"), "test", None, 10,
-                       None) == 2
-  err = capsys.readouterr().err.strip().splitlines()
-  assert len(err) == 1 and "metrics.json" in err[0] and "no finished run" in err[0]
-
-
-def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
-  """Ten steps of the tiny synthetic run, then its pictures: the training split's
-  arrays from `collect`, and the command on one test video."""
-  del compilation_cache   # Lets the second model forward reuse the first's executable.
-  from salx import visualize
-  from salx.app import data
-  from salx.app import pictures
-  from salx.app import train
-  workdir = tmp_path / "run"
-  config = tiny_config(tmp_path / "data", num_steps=10, eval_every=10,
-                       checkpoint_every=10, eval_untrained=False)
-  train.train_and_evaluate(config, str(workdir))
-
-  collected = pictures.collect(str(workdir), "train", None)
-  video = collected["per_video"][0]
-  assert len(collected["per_video"]) == 12
-  assert video["pseudo_label"].shape == video["mask"].shape == video["action_flow"].shape
-  assert set(np.unique(video["pseudo_label"])) <= {0.0, 1.0}
-  assert [r["step"] for r in collected["history"][0]["train"]] == [5, 10]
-  files = run_pictures.draw_run(str(tmp_path / "train_plots"),
-                                **dict(collected, per_video=[video]))
-  info = timeline.draw_timeline(str(tmp_path / "again.png"),
-                                **{k: video[k] for k in run_pictures.TIMELINE_FIELDS})
-  assert info["gt_bars"] == len(video["gt"])
-  assert info["detection_bars"] == len(timeline.shown_detections(
-      np.asarray(video["detections"]["label"]), np.asarray(video["detections"]["score"])))
-  assert [os.path.basename(f) for f in files] == [
-      f"{video['video']}.png", "losses.png", "map.png", "ap_bars.png", "index.html"]
-  _check_links(tmp_path / "train_plots")
-
-  with pytest.raises(ValueError, match="is not in the test split"):
-    pictures.collect(str(workdir), "test", "no_such_video")
-  capsys.readouterr()
-  test_video = data.open_data(config).video_names("test")[0]
-  assert visualize.run(str(workdir), str(workdir / "plots"), "test", test_video, 3,
-                       None) == 0
-  assert "open" in capsys.readouterr().out
-  _check_links(workdir / "plots")
-  assert [p.name for p in (workdir / "plots" / "videos").glob("*.png")] == [
-      f"{test_video}.png"]
+  check_links(tmp_path / "plots")

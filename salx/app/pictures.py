@@ -1,28 +1,21 @@
-"""What the pictures of a trained run are drawn from: `collect(workdir, split, video)`.
+"""The arrays of a trained run's pictures, made from its checkpoint and its data.
 
-From the run's own files and today's building blocks, single-process:
-  1. the config saved in W/metrics.json ('config'), the evaluation records there
-     ('last', 'best', 'history'), the report W/report.txt and the training losses
-     of W's TensorBoard event files;
-  2. the data (`data.open_data`), the model and the params of the best checkpoint
-     (else the latest) (`checkpoint.RunCheckpoints`);
-  3. the split's videos through the jitted evaluation forward, then localization
-     (SPEC 3, 4), per video: the combined score (SPEC 3.1) the activation thresholds
-     cut, the actionness, the video scores, the predicted classes, the detections
-     and the ground truth of the source's annotations; for the training split also
-     the pseudo label g and the adaptive mask w (SPEC 2.4, 2.5), computed on the
-     evaluation's sampling of the video (not a training batch's random one) with the
-     mask statistics of the latest checkpoint.
-
-The result is plain arrays and JSON-like data, the keyword arguments of
-`salx.viz.run_pictures.draw_run`. Nothing here draws or imports matplotlib.
+`collect(workdir, split, video)` restores the run's config (W/metrics.json) and its
+best checkpoint (else the latest), runs the evaluator's model forward over the
+split's padded, masked batches, localizes every batch
+(`salx.postprocess.localization.localize`) and returns, per video, the arguments of
+`salx.viz.timeline.timeline_figure`, with the run's training curves (metrics.json
+'train_history'), its evaluations ('history') and its last and best records: the
+keyword arguments of `salx.viz.run_pictures.draw_run`. `batch_entries` makes the
+per-video arguments of one batch of model outputs (also what a trainer draws into
+TensorBoard). Nothing here draws or imports matplotlib.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import jax
 import ml_collections
@@ -30,19 +23,20 @@ import numpy as np
 
 from salx.app import checkpoint as checkpoint_lib
 from salx.app import data as data_lib
+from salx.app import evaluate_run
+from salx.app import evaluator as evaluator_lib
 from salx.app import run_config
-from salx.app import train
 from salx.core import model as model_lib
 from salx.core import pseudo_labels
 from salx.core import sharding
-from salx.core import train_step as train_step_lib
+from salx.core.constants import SPLITS
 from salx.datasets import input_pipeline
-from salx.datasets import layouts
-from salx.postprocess import inference
+from salx.datasets import source as source_lib
 from salx.postprocess import localization
-from salx.viz import events
+from salx.postprocess import scores
 
 METRICS_FILE, REPORT_FILE = "metrics.json", "report.txt"
+_OUTPUTS = ("cas", "action_flow", "action_rgb", "video_logits")
 
 
 class NoRunError(FileNotFoundError):
@@ -70,8 +64,7 @@ def _restore(workdir: str, config, state) -> Tuple[Any, int, str, Any]:
   with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
     latest = ckpts.restore_latest(state)
     best = ckpts.restore_best(state.params)
-  mask_state = (latest[0].mask_state if latest is not None
-                else state.mask_state)
+  mask_state = latest[0].mask_state if latest is not None else state.mask_state
   if best is not None:
     return best[0], int(best[2]), "best", mask_state
   if latest is not None:
@@ -80,26 +73,8 @@ def _restore(workdir: str, config, state) -> Tuple[Any, int, str, Any]:
                    f"latest checkpoint ({checkpoint_lib.LATEST_DIR}/) in {workdir}")
 
 
-def _model_outputs(source, config, variant, model, mesh, params, split: str):
-  """({video: per_video_outputs entry}, {video: labels [C]}) of the split."""
-  forward = sharding.jit_eval_forward(train_step_lib.make_eval_forward(model), mesh)
-  devices = mesh.devices.size
-  batch_size = -(-config.eval_batch_size // devices) * devices
-  outputs, labels = {}, {}
-  for batch in input_pipeline.eval_batches(
-      source, num_segments=config.num_segments, batch_size=batch_size,
-      keep_all_if_shorter=config.eval_keep_all_if_shorter, split=split):
-    on_mesh = sharding.global_batch(batch, mesh, keys=("features", "mask"))
-    out = jax.device_get(forward(params, on_mesh["features"], on_mesh["mask"]))
-    outputs.update(inference.per_video_outputs(
-        out, batch["names"], batch["num_snippets"],
-        valid_lengths=batch["mask"].sum(axis=1), valid=batch["valid"]))
-    labels.update({str(n): l for n, l, v in zip(batch["names"], batch["labels"],
-                                                batch["valid"]) if v})
-  return outputs, labels
-
-
-def _ground_truth(source: layouts.FeatureSource, name: str) -> Tuple[list, Optional[float]]:
+def _ground_truth(source: source_lib.FeatureSource, name: str
+                  ) -> Tuple[List[Tuple[int, float, float]], Optional[float]]:
   """([(class_index, start_s, end_s)], duration or None) of the video's annotation."""
   annotation = source.annotation(name)
   if annotation is None:
@@ -110,35 +85,84 @@ def _ground_truth(source: layouts.FeatureSource, name: str) -> Tuple[list, Optio
   return gt, annotation.duration
 
 
-def _video_entry(name, out, loc, labels, source, variant, mask_state, split) -> Dict:
-  """The arrays `timeline.draw_timeline` takes for one video (see the module doc)."""
-  cas, flow, rgb = (np.asarray(out[k], np.float64)
-                    for k in ("cas", "action_flow", "action_rgb"))
-  length, num_snippets = cas.shape[0], int(out["num_snippets"])
-  gt, duration = _ground_truth(source, name)
-  p = loc.proposals
-  entry = {
-      "video": name, "split": split,
-      "duration_s": duration or num_snippets * variant.frames_per_segment
-      / variant.feature_fps,
-      "seconds_per_snippet": float(localization.seconds_per_position(
-          num_snippets, length, variant)) * variant.upsample_scale,
-      "class_names": list(source.class_names), "gt": gt,
-      "detections": {"label": p.class_index, "score": p.score, "start": p.start,
-                     "end": p.end},
-      "cas": localization.combined_score(cas, flow, rgb, variant.combine_weights),
-      "predicted": loc.predicted_classes, "video_scores": loc.video_scores,
-      "action_flow": flow, "action_rgb": rgb,
-      "actionness": model_lib.fused_actionness(flow, rgb, variant.rgb_weight),
-      "thresholds": list(variant.act_thresholds)}
-  if split == "train":
-    batch = (cas[None].astype(np.float32), flow[None].astype(np.float32),
-             rgb[None].astype(np.float32))
-    entry["pseudo_label"] = np.asarray(pseudo_labels.pseudo_label(
-        *batch, labels[None], variant))[0]
-    entry["mask"] = np.asarray(pseudo_labels.adaptive_mask(
-        batch[0], mask_state, variant)[0])[0]
-  return entry
+def _training_rows(cas: np.ndarray, flow: np.ndarray, rgb: np.ndarray,
+                   labels: np.ndarray, variant, mask_state) -> Dict[str, np.ndarray]:
+  """{'pseudo_label', 'mask'}: [T] g and w of one training video (SPEC 2.4, 2.5)."""
+  one = tuple(x[None].astype(np.float32) for x in (cas, flow, rgb))
+  g = pseudo_labels.pseudo_label(*one, labels[None], variant)
+  w, _ = pseudo_labels.adaptive_mask(one[0], mask_state, variant)
+  return {"pseudo_label": np.asarray(g)[0], "mask": np.asarray(w)[0]}
+
+
+def batch_entries(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray],
+                  variant, source: source_lib.FeatureSource, split: str = "test",
+                  mask_state=None) -> List[Dict[str, Any]]:
+  """Per real video of one batch, the arguments of `timeline_figure` (and more).
+
+  Args:
+    outputs: the model's outputs on the batch, on the host
+      (`SplitEvaluator.forward`): 'cas' [B, T, C] logits, 'action_flow',
+      'action_rgb' [B, T], 'video_logits' [B, C].
+    batch: the host batch of `input_pipeline.eval_batches`: 'names' [B],
+      'num_snippets' [B], 'mask' [B, T], 'valid' [B], 'labels' [B, C].
+    variant: the run's inference settings.
+    source: the data (class names; annotations for the ground truth, durations).
+    split: the videos' split; 'train' adds the pseudo label and the adaptive mask.
+    mask_state: the adaptive mask's running statistics (the training split only).
+
+  Returns:
+    Per video {'video', 'split', 'duration_s', 'seconds_per_snippet',
+    'class_names', 'gt', 'detections' (the video's `Detections`), 'cas' (the
+    combined score [T_b, C] that localization thresholds), 'predicted' [P],
+    'video_scores' [C], 'action_flow', 'action_rgb', 'actionness' [T_b],
+    'thresholds'}; for the training split also 'pseudo_label', 'mask' [T_b].
+  """
+  valid = np.asarray(batch["valid"], bool)
+  rows = {k: np.asarray(outputs[k], np.float64)[valid] for k in _OUTPUTS}
+  names = [str(n) for n in np.asarray(batch["names"])[valid]]
+  lengths = np.asarray(batch["mask"])[valid].sum(axis=1)
+  snippets = np.asarray(batch["num_snippets"])[valid]
+  labels = np.asarray(batch["labels"], np.float32)[valid]
+  localized = localization.localize(*(rows[k] for k in _OUTPUTS), lengths, snippets,
+                                    variant, video_names=names,
+                                    class_names=source.class_names)
+  seconds = (localization.seconds_per_position(snippets, lengths, variant)
+             * variant.upsample_scale)
+  entries = []
+  for b, name in enumerate(names):
+    cas, flow, rgb = (rows[k][b, :lengths[b]] for k in _OUTPUTS[:3])
+    gt, duration = _ground_truth(source, name)
+    entry = {
+        "video": name, "split": split,
+        "duration_s": duration or float(seconds[b] * lengths[b]),
+        "seconds_per_snippet": float(seconds[b]),
+        "class_names": list(source.class_names), "gt": gt,
+        "detections": localized.detections.take(localized.detections.video == b),
+        "cas": scores.combined_score(cas, flow, rgb, variant.combine_weights),
+        "predicted": np.flatnonzero(localized.predicted[b]),
+        "video_scores": localized.video_scores[b],
+        "action_flow": flow, "action_rgb": rgb,
+        "actionness": model_lib.fused_actionness(flow, rgb, variant.rgb_weight),
+        "thresholds": list(variant.act_thresholds)}
+    if split == "train":
+      entry.update(_training_rows(cas, flow, rgb, labels[b], variant, mask_state))
+    entries.append(entry)
+  return entries
+
+
+def _split_batches(evaluator: evaluator_lib.SplitEvaluator, split: str
+                   ) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
+  """(host batch, features, mask on the mesh) of `split`, batched as the evaluator
+  batches the test split."""
+  if split == "test":
+    yield from evaluator.batches()
+    return
+  for batch in input_pipeline.eval_batches(
+      evaluator.source, split=split, num_segments=evaluator.num_segments,
+      batch_size=evaluator.batch_size, sampling=evaluator.variant.sampling,
+      keep_all_if_shorter=evaluator.keep_all_if_shorter):
+    placed = sharding.global_batch(batch, evaluator.mesh, keys=("features", "mask"))
+    yield batch, placed["features"], placed["mask"]
 
 
 def collect(workdir: str, split: str = "test", video: Optional[str] = None
@@ -151,7 +175,7 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
     video: one video of the split, or None for all of them.
 
   Returns:
-    {'per_video': [per-video dict], 'history': [member history], 'records':
+    {'per_video': [`batch_entries` dict], 'history': [member history], 'records':
     {'last', 'best'}, 'table_text': str, 'title': str}.
 
   Raises:
@@ -159,8 +183,8 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
     ConfigError, DataError: the saved config or its data cannot be used.
     ValueError: `split` or `video` names nothing in the data.
   """
-  if split not in layouts.SPLITS:
-    raise ValueError(f"split must be one of {layouts.SPLITS}, got {split!r}")
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
   workdir = os.path.abspath(os.path.expanduser(workdir))
   metrics = read_metrics(workdir)
   config = ml_collections.ConfigDict(metrics["config"])
@@ -176,19 +200,22 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
   variant = run_config.make_variant(config)
   model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
   mesh = sharding.make_mesh()
-  state = train.init_state(model, variant, config, jax.random.key(0), mesh)
+  state = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh)
   params, step, which, mask_state = _restore(workdir, config, state)
+  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
 
-  outputs, labels = _model_outputs(source, config, variant, model, mesh, params, split)
+  per_video = []
+  for batch, features, mask in _split_batches(evaluator, split):
+    if video is not None and video not in list(batch["names"]):
+      continue
+    outputs = jax.device_get(evaluator.forward(params, features, mask))
+    per_video += batch_entries(outputs, batch, variant, source, split, mask_state)
   if video is not None:
-    outputs = {video: outputs[video]}
-  localized = localization.localize_batch(outputs, variant, source.class_names)
-  per_video = [_video_entry(name, outputs[name], localized[name], labels[name], source,
-                            variant, mask_state, split) for name in outputs]
+    per_video = [entry for entry in per_video if entry["video"] == video]
 
   best = metrics.get("best") or {}
   history: List[Dict[str, Any]] = [{
-      "name": f"seed {config.seed}", "train": events.read_scalars(workdir, "train/"),
+      "name": f"seed {config.seed}", "train": list(metrics.get("train_history") or []),
       "eval": list(metrics.get("history") or []), "selected_step": best.get("step")}]
   report_path = os.path.join(workdir, REPORT_FILE)
   table = ""

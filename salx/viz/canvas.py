@@ -1,11 +1,13 @@
 """Figures of an exact pixel size on matplotlib's Agg canvas (no pyplot, no backend
-switch), and the count of the bars a picture holds."""
+switch), saved as PNG or returned as RGB pixels, and the count of the bars a
+picture holds."""
 
 from __future__ import annotations
 
 import os
 from typing import Sequence, Tuple
 
+import numpy as np
 from matplotlib import colors as mcolors
 from matplotlib import patches
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -20,11 +22,12 @@ _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
             "#dbdb8d", "#9edae5")
 
 
-def check_width(width_px, where: str) -> int:
-  """`width_px` as an int >= MIN_WIDTH_PX; ValueError naming `where` otherwise."""
+def check_width(width_px, where: str = "") -> int:
+  """`width_px` as an int >= MIN_WIDTH_PX; a ValueError (starting with `where`,
+  when given) otherwise."""
   if isinstance(width_px, bool) or not isinstance(width_px, int) or width_px < MIN_WIDTH_PX:
-    raise ValueError(f"{where}: width_px must be an integer >= {MIN_WIDTH_PX}, "
-                     f"got {width_px!r}")
+    raise ValueError(f"{where + ': ' if where else ''}width_px must be an integer >= "
+                     f"{MIN_WIDTH_PX}, got {width_px!r}")
   return width_px
 
 
@@ -48,6 +51,12 @@ def save(fig: Figure, path: str) -> Tuple[int, int]:
   fig.savefig(path, dpi=fig.dpi, format="png")
   w, h = fig.get_size_inches() * fig.dpi
   return int(round(w)), int(round(h))
+
+
+def rgb_pixels(fig: Figure) -> np.ndarray:
+  """The figure drawn on its Agg canvas  [H, W, 3] uint8 (RGB, no alpha)."""
+  fig.canvas.draw()
+  return np.array(fig.canvas.buffer_rgba(), np.uint8)[..., :3]
 
 
 def class_color(index: int) -> str:

@@ -22,51 +22,47 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from salx.core import variants
-from salx.postprocess import evaluation
+from salx.postprocess import ap
+from salx.postprocess.ground_truth import GroundTruth
 from salx.viz import ap_bars
 from salx.viz import curves
 from salx.viz import index_page
 from salx.viz import timeline
+from salx.viz import video_inputs
 
 VIDEO_DIR = "videos"
-# The keys of a per-video dict that `timeline.draw_timeline` takes.
+# The keys of a per-video dict that `timeline.timeline_figure` takes.
 TIMELINE_FIELDS = ("video", "duration_s", "seconds_per_snippet", "class_names", "gt",
                    "detections", "cas", "predicted", "action_flow", "action_rgb",
                    "actionness", "thresholds", "pseudo_label", "mask")
 REQUIRED_FIELDS = TIMELINE_FIELDS[:-2]
 
 
-def video_ap(gt: Sequence[Sequence[float]], detections: Mapping[str, Any],
+def video_ap(gt: Sequence[Sequence[float]], detections: Any,
              class_names: Sequence[str], tiou_thresholds: Sequence[float]
              ) -> Optional[float]:
   """One video's AP: mean over the thresholds of the mean AP over its GT classes.
 
-  The ActivityNet protocol (SPEC 5) on this video alone; detections of classes
-  without ground truth in the video do not enter any class's AP.
+  `ap.evaluate_detections` on this video alone (SPEC 5); detections of classes
+  without ground truth in the video enter no class's AP.
 
   Args:
     gt: (class_index, start_s, end_s) instances.
-    detections: {'label' [N], 'score' [N], 'start' [N], 'end' [N]}.
+    detections: the video's detections (`video_inputs.video_detections`).
+    class_names: the C class names the indices refer to.
+    tiou_thresholds: the K thresholds.
   Returns:
     The AP in [0, 1]; None for a video without ground truth.
   """
   if not len(gt):
     return None
+  video = video_inputs.video_detections(detections, class_names)
   g = np.asarray(gt, np.float64).reshape(-1, 3)
-  present, g_label = np.unique(g[:, 0].astype(np.int64), return_inverse=True)
-  label = np.asarray(detections["label"], np.int64)
-  keep = np.isin(label, present)
-  truth = evaluation.GroundTruth(
-      "<video>", "test", ("video",), tuple(str(class_names[c]) for c in present),
-      np.zeros(g_label.size, np.int64), g_label.astype(np.int64), g[:, 1], g[:, 2])
-  predictions = evaluation.Predictions(
-      "<video>", np.zeros(int(keep.sum()), np.int64),
-      np.full(int(keep.sum()), "video", dtype=object),
-      np.searchsorted(present, label[keep]),
-      *(np.asarray(detections[k], np.float64)[keep] for k in ("score", "start", "end")))
-  ap = evaluation.average_precision(truth, predictions,
-                                    np.asarray(tiou_thresholds, np.float64))
-  return float(ap.mean())
+  label = g[:, 0].astype(np.int64)
+  truth = GroundTruth(video.source, "video", video.video_names, video.class_names,
+                      np.zeros(label.size, np.int64), label, g[:, 1], g[:, 2])
+  result = ap.evaluate_detections(truth, video, tiou_thresholds)
+  return float(result.ap[np.unique(label)].mean())
 
 
 def png_names(videos: Sequence[str]) -> List[str]:
@@ -92,13 +88,31 @@ def _thresholds(records: Optional[Mapping[str, Any]]) -> Sequence[float]:
   return list(variants.THUMOS14.tiou_thresholds)
 
 
-def _timeline_kwargs(entry: Any, i: int) -> Dict[str, Any]:
+def timeline_args(entry: Any, i: int = 0) -> Dict[str, Any]:
+  """The `timeline.timeline_figure` arguments of per-video dict number `i`."""
   if not isinstance(entry, Mapping):
     raise ValueError(f"per_video[{i}] must be a mapping of the timeline's arrays")
   missing = [k for k in REQUIRED_FIELDS if k not in entry]
   if missing:
     raise ValueError(f"per_video[{i}] lacks {missing}")
   return {k: entry[k] for k in TIMELINE_FIELDS if entry.get(k) is not None}
+
+
+def timeline_images(per_video: Sequence[Mapping[str, Any]], prefix: str = "timeline",
+                    **options) -> Dict[str, np.ndarray]:
+  """The videos' timelines as TensorBoard images, for clu's `write_images`.
+
+  Args:
+    per_video: per-video dicts (as `draw_run` takes them).
+    prefix: the summary tags' folder.
+    **options: top_per_class, score_threshold, tiou, width_px of the timelines.
+
+  Returns:
+    {'<prefix>/<video>': [1, H, W, 3] uint8} (each video its own height).
+  """
+  return {f"{prefix}/{args['video']}": timeline.render_timeline_array(**args,
+                                                                       **options)[None]
+          for args in (timeline_args(e, i) for i, e in enumerate(per_video))}
 
 
 def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
@@ -110,10 +124,11 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
 
   Args:
     out_dir: the folder (made if missing), e.g. W/plots.
-    per_video: per video a dict of `timeline.draw_timeline`'s arguments (video,
-      duration_s, seconds_per_snippet, class_names, gt, detections, cas,
-      predicted, action_flow, action_rgb, actionness, thresholds; optionally
-      pseudo_label, mask); other keys are ignored.
+    per_video: per video a dict of `timeline.timeline_figure`'s arguments
+      (video, duration_s, seconds_per_snippet, class_names, gt, detections (a
+      `Detections` of the video or a mapping), cas, predicted, action_flow,
+      action_rgb, actionness, thresholds; optionally pseudo_label, mask); other
+      keys are ignored.
     history: member histories for `curves` ({'train', 'eval', ...} each).
     records: {'last': record, 'best': record} (metrics.json), or None.
     table_text: the report table shown at the top of the page.
@@ -128,7 +143,7 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
   os.makedirs(out_dir, exist_ok=True)
   files, figures, videos = [], [], []
   thresholds = _thresholds(records)
-  kwargs = [_timeline_kwargs(entry, i) for i, entry in enumerate(per_video)]
+  kwargs = [timeline_args(entry, i) for i, entry in enumerate(per_video)]
   for args, name in zip(kwargs, png_names([a["video"] for a in kwargs])):
     relpath = f"{VIDEO_DIR}/{name}"
     timeline.draw_timeline(os.path.join(out_dir, VIDEO_DIR, name), **args,

@@ -4,6 +4,7 @@ seconds (SPEC 3: what localization thresholds, and what it found).
 
     info = draw_timeline("video.png", video=name, duration_s=..., ...)
     info  # {'gt_bars': 4, 'detection_bars': 12, 'tp': 3, 'fp': 9, 'size_px': (1600, 771)}
+    pixels = render_timeline_array(video=name, duration_s=..., ...)  # [H, W, 3] uint8
 
 Panels, top to bottom: the ground-truth instances, one lane per class; the shown
 detections (the `top_per_class` best of each class, or those scoring at least
@@ -12,20 +13,20 @@ at tIoU `tiou` filled green, false positives hatched red, the class's ground tru
 shaded behind them; the class activation of the predicted classes; the flow, RGB
 and fused actionness; for a training video, optionally its pseudo label and
 adaptive mask (SPEC 2.4, 2.5). The activation thresholds are horizontal lines on the
-curve panels. A true positive is matched as the ActivityNet protocol does (SPEC 5):
-detections of a class in order of decreasing score each take their best-overlapping
-unmatched ground truth of that class, if its tIoU reaches `tiou`.
+curve panels. True positives are those of the ActivityNet matching (SPEC 5,
+`salx.postprocess.ap`) on this video at the one threshold `tiou`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib import patches
 
-from salx.postprocess import evaluation
+from salx.postprocess import ap
 from salx.viz import canvas
+from salx.viz import video_inputs
 
 GT_GID, TP_GID, FP_GID = "gt", "tp", "fp"
 TP_COLOR, FP_COLOR = "#2ca02c", "#d62728"
@@ -35,64 +36,14 @@ _TITLE, _GAP, _BOTTOM, _LEFT, _RIGHT = 68, 26, 46, 190, 30
 _GT_LANE, _DET_ROW, _DET_LANE_PAD, _CURVE, _PSEUDO, _MASK = 22, 10, 6, 140, 46, 70
 
 
-def _vector(x, field: str, length: Optional[int] = None, dtype=np.float64) -> np.ndarray:
-  try:
-    a = np.asarray(x, dtype)
-  except (TypeError, ValueError):
-    raise ValueError(f"draw_timeline: {field} must be numbers") from None
-  if a.ndim != 1 or (length is not None and a.size != length):
-    want = f"[{length}]" if length is not None else "1-D"
-    raise ValueError(f"draw_timeline: {field} must be {want}, got shape {a.shape}")
-  if dtype is np.float64 and not np.all(np.isfinite(a)):
-    raise ValueError(f"draw_timeline: {field} holds NaN or infinite values")
-  return a
-
-
-def _class_indices(x, field: str, num_classes: int) -> np.ndarray:
-  a = _vector(x, field, dtype=np.float64)
-  if np.any(a != np.round(a)) or np.any(a < 0) or np.any(a >= num_classes):
-    raise ValueError(f"draw_timeline: {field} must be class indices in "
-                     f"[0, {num_classes}), got {a.tolist()[:8]}")
-  return a.astype(np.int64)
-
-
-def _ground_truth(gt: Sequence[Tuple[int, float, float]], num_classes: int):
-  """[G] label, start, end of the (class_index, start_s, end_s) instances."""
-  rows = [tuple(g) for g in gt]
-  if any(len(r) != 3 for r in rows):
-    raise ValueError("draw_timeline: gt must hold (class_index, start_s, end_s) triples")
-  label = _class_indices([r[0] for r in rows], "gt class_index", num_classes)
-  start = _vector([r[1] for r in rows], "gt start_s")
-  end = _vector([r[2] for r in rows], "gt end_s")
-  if np.any(end < start):
-    raise ValueError("draw_timeline: gt holds an instance with end_s < start_s")
-  return label, start, end
-
-
-def _detections(detections: Mapping[str, Any], num_classes: int):
-  """[N] label, score, start, end of the detections."""
-  missing = [k for k in ("label", "score", "start", "end") if k not in detections]
-  if missing:
-    raise ValueError(f"draw_timeline: detections lack {missing}")
-  label = _class_indices(detections["label"], "detections label", num_classes)
-  n = label.size
-  score, start, end = (_vector(detections[k], f"detections {k}", n)
-                       for k in ("score", "start", "end"))
-  if np.any(end < start):
-    raise ValueError("draw_timeline: detections hold a segment with end < start")
-  return label, score, start, end
-
-
 def ranked(label: np.ndarray, score: np.ndarray) -> np.ndarray:
   """Detection indices, per class (ascending) by decreasing score  [N].
 
-  Within a class the order of the evaluation (`np.argsort(score)[::-1]`).
+  The order in which the evaluation (`salx.postprocess.ap`) matches them.
   """
-  blocks = []
-  for c in np.unique(label):
-    members = np.flatnonzero(label == c)
-    blocks.append(members[np.argsort(score[members])[::-1]])
-  return np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+  label = np.asarray(label, np.int64)
+  num_classes = int(label.max()) + 1 if label.size else 0
+  return ap._sort_by_class(label, np.asarray(score), num_classes)[0]  # pylint: disable=protected-access
 
 
 def match_detections(gt_label, gt_start, gt_end, label, score, start, end,
@@ -107,21 +58,18 @@ def match_detections(gt_label, gt_start, gt_end, label, score, start, end,
     gt_label, gt_start, gt_end: [G] class index and segment (seconds).
     label, score, start, end: [N] detections.
   """
-  label, score = np.asarray(label, np.int64), np.asarray(score, np.float64)
-  gt_label = np.asarray(gt_label, np.int64)
-  n, g = label.size, gt_label.size
-  rank = np.empty(n, np.int64)
-  rank[ranked(label, score)] = np.arange(n)
+  label, gt_label = np.asarray(label, np.int64), np.asarray(gt_label, np.int64)
+  rank = np.empty(label.size, np.int64)
+  rank[ranked(label, score)] = np.arange(label.size)
   pred, inst = np.nonzero(label[:, None] == gt_label[None, :])
-  overlap = evaluation.segment_tiou(np.asarray(start, np.float64)[pred],
-                                    np.asarray(end, np.float64)[pred],
-                                    np.asarray(gt_start, np.float64)[inst],
-                                    np.asarray(gt_end, np.float64)[inst])
+  overlap = ap.segment_tiou(np.asarray(start, np.float64)[pred],
+                            np.asarray(end, np.float64)[pred],
+                            np.asarray(gt_start, np.float64)[inst],
+                            np.asarray(gt_end, np.float64)[inst])
   keep = overlap >= tiou
   pred, inst, overlap = pred[keep], inst[keep], overlap[keep]
   order = np.lexsort((-inst, -overlap, rank[pred]))
-  matched = evaluation.greedy_match(rank[pred][order], inst[order], n, g)
-  return matched[rank]
+  return ap.greedy_match(rank[pred][order], inst[order], label.size)[rank]
 
 
 def shown_detections(label: np.ndarray, score: np.ndarray, top_per_class: int = 10,
@@ -133,14 +81,13 @@ def shown_detections(label: np.ndarray, score: np.ndarray, top_per_class: int = 
   """
   order = ranked(label, score)
   if score_threshold is not None:
-    return order[score[order] >= score_threshold]
+    return order[np.asarray(score)[order] >= score_threshold]
   if isinstance(top_per_class, bool) or not isinstance(top_per_class, (int, np.integer)) \
       or top_per_class < 1:
-    raise ValueError(f"draw_timeline: top_per_class must be a positive integer, got "
-                     f"{top_per_class!r}")
-  position = np.arange(order.size)
-  first = np.searchsorted(label[order], label[order], "left")
-  return order[position - first < top_per_class]
+    raise ValueError(f"top_per_class must be a positive integer, got {top_per_class!r}")
+  by_rank = np.asarray(label)[order]
+  first = np.searchsorted(by_rank, by_rank, "left")
+  return order[np.arange(order.size) - first < top_per_class]
 
 
 class _Lanes(list):
@@ -219,14 +166,13 @@ def _draw_curves(ax, t, curves, thresholds, title):
   ax.tick_params(axis="y", labelsize=7)
 
 
-def draw_timeline(path: str, *, video: str, duration_s: float,
-                  seconds_per_snippet: float, class_names: Sequence[str],
-                  gt: Sequence[Tuple[int, float, float]], detections: Mapping[str, Any],
-                  cas, predicted, action_flow, action_rgb, actionness,
-                  thresholds: Sequence[float], top_per_class: int = 10,
-                  score_threshold: Optional[float] = None, tiou: float = 0.5,
-                  pseudo_label=None, mask=None, width_px: int = 1600) -> Dict[str, Any]:
-  """Draws one video's timeline into the PNG file `path`.
+def timeline_figure(*, video: str, duration_s: float, seconds_per_snippet: float,
+                    class_names: Sequence[str], gt: Sequence[Tuple[int, float, float]],
+                    detections: Any, cas, predicted, action_flow, action_rgb,
+                    actionness, thresholds: Sequence[float], top_per_class: int = 10,
+                    score_threshold: Optional[float] = None, tiou: float = 0.5,
+                    pseudo_label=None, mask=None, width_px: int = 1600):
+  """One video's timeline on an Agg figure.
 
   Args:
     video: the video's name (the title).
@@ -235,8 +181,8 @@ def draw_timeline(path: str, *, video: str, duration_s: float,
       i * seconds_per_snippet, where localization times its position i).
     class_names: the C class names.
     gt: the ground-truth instances, (class_index, start_s, end_s) each.
-    detections: {'label' [N] class indices, 'score' [N], 'start' [N], 'end' [N]}
-      in seconds.
+    detections: the video's detections (`video_inputs.video_detections`: a `Detections` of
+      this video, or {'label' [N], 'score' [N], 'start' [N], 'end' [N]}).
     cas: [T, C] class activation, drawn as given for the predicted classes
       (salx.app.pictures passes the combined score of SPEC 3.1, which the
       activation thresholds cut into proposals).
@@ -252,39 +198,26 @@ def draw_timeline(path: str, *, video: str, duration_s: float,
     width_px: the picture's width in pixels.
 
   Returns:
-    {'gt_bars', 'detection_bars', 'tp', 'fp': bars drawn (counted on the axes),
-    'size_px': (width, height), 'lanes': the class names of the lanes}.
-  """
-  width_px = canvas.check_width(width_px, "draw_timeline")
-  class_names = [str(c) for c in class_names]
-  num_classes = len(class_names)
-  cas = np.asarray(cas, np.float64)
-  if cas.ndim != 2 or cas.shape[1] != num_classes or cas.shape[0] < 1:
-    raise ValueError(f"draw_timeline: cas must be [T, {num_classes}], got {cas.shape}")
-  if not np.all(np.isfinite(cas)):
-    raise ValueError("draw_timeline: cas holds NaN or infinite values")
-  length = cas.shape[0]
-  flow, rgb, fused = (_vector(x, name, length) for x, name in (
-      (action_flow, "action_flow"), (action_rgb, "action_rgb"),
-      (actionness, "actionness")))
-  extra = [(_vector(x, name, length), name) for x, name in (
-      (pseudo_label, "pseudo_label"), (mask, "mask")) if x is not None]
-  predicted = _class_indices(predicted, "predicted", num_classes)
-  gt_arrays = _ground_truth(gt, num_classes)
-  det = _detections(detections, num_classes)
-  duration_s, seconds_per_snippet = (float(duration_s), float(seconds_per_snippet))
-  for value, field in ((duration_s, "duration_s"),
-                       (seconds_per_snippet, "seconds_per_snippet")):
-    if not (np.isfinite(value) and value > 0):
-      raise ValueError(f"draw_timeline: {field} must be positive, got {value}")
-  thresholds = _vector(thresholds, "thresholds")
+    (figure, info): info {'gt_bars', 'detection_bars', 'tp', 'fp': bars drawn
+    (counted on the axes), 'lanes': the class names of the lanes}.
 
-  tp = match_detections(*gt_arrays, *det, tiou=tiou)
-  shown = shown_detections(det[0], det[1], top_per_class, score_threshold)
-  lanes = _Lanes(np.unique(np.concatenate([gt_arrays[0], det[0][shown], predicted])),
-                 class_names)
-  det_rows = [int(np.sum(det[0][shown] == c)) for c in lanes]
-  optional = [_PSEUDO if name == "pseudo_label" else _MASK for _, name in extra]
+  Raises:
+    ValueError: a bad input; the message names the field.
+  """
+  width_px = canvas.check_width(width_px)
+  v = video_inputs.check_video(
+      video=video, duration_s=duration_s, seconds_per_snippet=seconds_per_snippet,
+      class_names=class_names, gt=gt, detections=detections, cas=cas,
+      predicted=predicted, action_flow=action_flow, action_rgb=action_rgb,
+      actionness=actionness, thresholds=thresholds, pseudo_label=pseudo_label,
+      mask=mask)
+  d = v.det
+  tp = match_detections(*v.gt, d.label, d.score, d.start, d.end, tiou=tiou)
+  shown = shown_detections(d.label, d.score, top_per_class, score_threshold)
+  lanes = _Lanes(np.unique(np.concatenate([v.gt[0], d.label[shown], v.predicted])),
+                 v.class_names)
+  det_rows = [int(np.sum(d.label[shown] == c)) for c in lanes]
+  optional = [_PSEUDO if name == "pseudo_label" else _MASK for _, name in v.extra]
   heights, height_px = _layout(len(lanes), det_rows, optional)
 
   fig = canvas.new_figure(width_px, height_px)
@@ -294,17 +227,20 @@ def draw_timeline(path: str, *, video: str, duration_s: float,
     top += h + _GAP
   for ax in axes[1:]:
     ax.sharex(axes[0])
-  t = np.arange(length) * seconds_per_snippet
-  axes[0].set_xlim(0.0, max(duration_s, length * seconds_per_snippet))
+  length = v.cas.shape[0]
+  t = np.arange(length) * v.seconds_per_snippet
+  axes[0].set_xlim(0.0, max(v.duration_s, length * v.seconds_per_snippet))
 
-  _draw_gt(axes[0], lanes, *gt_arrays)
-  _draw_detections(axes[1], lanes, shown, tp, det, gt_arrays, tiou)
-  _draw_curves(axes[2], t, [(cas[:, c], canvas.class_color(c), class_names[c], 1.2)
-                            for c in predicted], thresholds,
+  _draw_gt(axes[0], lanes, *v.gt)
+  _draw_detections(axes[1], lanes, shown, tp, (d.label, d.score, d.start, d.end), v.gt,
+                   tiou)
+  _draw_curves(axes[2], t, [(v.cas[:, c], canvas.class_color(c), v.class_names[c], 1.2)
+                            for c in v.predicted], v.thresholds,
                "class activation of the predicted classes; dotted: activation thresholds")
+  flow, rgb, fused = v.curves
   _draw_curves(axes[3], t, [(flow, "#1f77b4", "flow", 0.9), (rgb, "#ff7f0e", "RGB", 0.9),
-                            (fused, "black", "fused", 1.4)], thresholds, "actionness")
-  for ax, (values, name) in zip(axes[4:], extra):
+                            (fused, "black", "fused", 1.4)], v.thresholds, "actionness")
+  for ax, (values, name) in zip(axes[4:], v.extra):
     ax.fill_between(t, 0.0, values, step="post", color="#9467bd", alpha=0.5)
     ax.set_ylim(0.0, max(1.0, float(values.max())) * 1.05)
     ax.set_title("pseudo label g" if name == "pseudo_label" else "adaptive mask w",
@@ -319,10 +255,53 @@ def draw_timeline(path: str, *, video: str, duration_s: float,
           "tp": canvas.count_bars(axes[1], (TP_GID,)),
           "fp": canvas.count_bars(axes[1], (FP_GID,)),
           "lanes": tuple(lanes.names)}
+  names = ", ".join(v.class_names[c] for c in v.predicted) or "none"
   fig.suptitle(f"{video}\n{info['gt_bars']} ground-truth instances, "
-               f"{info['detection_bars']} of {det[0].size} detections shown "
+               f"{info['detection_bars']} of {len(d)} detections shown "
                f"({info['tp']} true, {info['fp']} false positives at tIoU {tiou:g}); "
-               f"predicted: {', '.join(class_names[c] for c in predicted) or 'none'}",
+               f"predicted: {names}",
                x=_LEFT / width_px, y=1 - 8 / height_px, ha="left", va="top", fontsize=10)
+  return fig, info
+
+
+def _figure(where: str, timeline_args: Mapping[str, Any]):
+  """`timeline_figure(**timeline_args)`; a ValueError's message starts with `where`."""
+  try:
+    return timeline_figure(**timeline_args)
+  except ValueError as e:
+    raise ValueError(f"{where}: {e}") from None
+
+
+def draw_timeline(path: str, **timeline_args) -> Dict[str, Any]:
+  """Draws one video's timeline into the PNG file `path`.
+
+  Args:
+    path: the PNG file (its folder is made).
+    **timeline_args: the keyword arguments of `timeline_figure`.
+
+  Returns:
+    `timeline_figure`'s info with 'size_px': (width, height) of the file.
+
+  Raises:
+    ValueError: 'draw_timeline: <field> ...' for a bad input.
+  """
+  fig, info = _figure("draw_timeline", timeline_args)
   info["size_px"] = canvas.save(fig, path)
   return info
+
+
+def render_timeline_array(**timeline_args) -> np.ndarray:
+  """One video's timeline as pixels, e.g. for a TensorBoard image summary
+  (clu: `writer.write_images(step, {name: pixels[None]})`).
+
+  Args:
+    **timeline_args: the keyword arguments of `timeline_figure`.
+
+  Returns:
+    [H, W, 3] uint8 RGB, W = width_px (1600 by default).
+
+  Raises:
+    ValueError: 'render_timeline_array: <field> ...' for a bad input.
+  """
+  fig, _ = _figure("render_timeline_array", timeline_args)
+  return canvas.rgb_pixels(fig)
