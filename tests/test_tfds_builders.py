@@ -294,7 +294,7 @@ def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   variant = run_config.make_variant(config)
   model = run_config.make_model(config, 3, variant)
   mesh = sharding.make_mesh()
-  from_folder, from_tfds = (evaluator_lib.TestEvaluator(model, s, variant, config, mesh)
+  from_folder, from_tfds = (evaluator_lib.SplitEvaluator(model, s, variant, config, mesh)
                             for s in (folder, prepared))
   assert from_tfds.ground_truth.source == prepared.annotation_file
   for field in ("video_ids", "class_names", "video", "label", "start", "end"):
@@ -303,3 +303,10 @@ def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   for (a, *_), (b, *_) in zip(from_tfds.batches(), from_folder.batches(), strict=True):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
+  from salx.app import evaluate_run  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  params = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh).params
+  record_tfds, detections_tfds = from_tfds(params, 0)
+  record_folder, detections_folder = from_folder(params, 0)
+  assert record_tfds["mAP"] == record_folder["mAP"] and len(detections_tfds) > 0
+  np.testing.assert_array_equal(detections_tfds.score, detections_folder.score)

@@ -28,6 +28,7 @@ from salx.app import data
 from salx.app import errors
 from salx.app import evaluate_run
 from salx.app import evaluator
+from salx.app import members as members_lib
 from salx.app import run_config
 from salx.app import train
 from salx.core import sharding
@@ -132,9 +133,9 @@ def _without_config(metrics):
 
 def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   jitted = []
-  jit_train_step = sharding.jit_train_step
-  monkeypatch.setattr(sharding, "jit_train_step",
-                      lambda *a, **k: jitted.append(jit_train_step(*a, **k)) or jitted[-1])
+  jit_members_step = sharding.jit_members_step
+  monkeypatch.setattr(sharding, "jit_members_step",
+                      lambda *a, **k: jitted.append(jit_members_step(*a, **k)) or jitted[-1])
   config = tiny_config(data_dir)
   result = train.train_and_evaluate(config, str(tmp_path))
 
@@ -303,8 +304,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert ckpts.latest_step() == 10
     config = tiny_config(data_dir)
     variant = run_config.make_variant(config)
-    template = evaluate_run.init_state(run_config.make_model(config, 3, variant), variant, config,
-                                jax.random.key(0), sharding.make_mesh())
+    template, _, _ = members_lib.init_members(
+        run_config.make_model(config, 3, variant), variant, config,
+        members_lib.members_of(config), sharding.make_mesh())
     state, progress = ckpts.restore_latest(template)
-  assert int(state.step) == 10 and progress["last"]["step"] == 10
+  assert int(state.step[0]) == 10 and progress["members"][0]["last"]["step"] == 10
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state.params))
