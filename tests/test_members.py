@@ -136,3 +136,16 @@ def data_dir(tmp_path_factory):
   folder = tmp_path_factory.mktemp("data") / "tiny"
   data.open_data(tiny_config(folder))
   return folder
+
+
+def test_evaluation_in_worker_processes_equals_the_synchronous_one(data_dir, tmp_path):
+  config = tiny_config(data_dir, num_steps=20, num_seeds=2, eval_every=5,
+                       eval_start_step=5, checkpoint_every=10)
+  synchronous = train.train_and_evaluate(config, str(tmp_path / "sync")).metrics
+  with config.unlocked():
+    config.eval_workers = 2
+  in_workers = train.train_and_evaluate(config, str(tmp_path / "pool")).metrics
+  assert in_workers == synchronous
+  assert [h["step"] for h in in_workers["members"][1]["history"]] == [5, 10, 15, 20]
+  for name in ("predictions_best_member0.json", "predictions_last_member1.json"):
+    assert (tmp_path / "sync" / name).read_text() == (tmp_path / "pool" / name).read_text()

@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from salx.app import report
+from salx.app import scoring
 from salx.core import members as core_members
 from salx.core import model as model_lib
 from salx.core import sharding
@@ -27,10 +28,7 @@ from salx.core import train_step as train_step_lib
 from salx.core import variants
 from salx.datasets import input_pipeline
 from salx.datasets import source as source_lib
-from salx.postprocess import ap
-from salx.postprocess import classification
 from salx.postprocess import ground_truth as ground_truth_lib
-from salx.postprocess import localization
 from salx.postprocess.detections import Detections
 
 
@@ -73,6 +71,7 @@ class SplitEvaluator:
     evaluated = set(self.ground_truth.class_names)
     self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
                                    if c not in evaluated], np.int64)
+    self.scorer = scoring.Scorer(self.ground_truth, self.class_names, self.unevaluated)
     if self.unevaluated.size:
       logging.warning("Classes without instances in the test split are not "
                       "evaluated; their detections are dropped: %s",
@@ -117,24 +116,11 @@ class SplitEvaluator:
     if self.cache:
       self._cached_batches = batches
 
-  def _localize_batch(self, out, batch, variant) -> localization.Localization:
-    valid = batch["valid"]
-    return localization.localize(
-        out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
-        out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
-        batch["num_snippets"][valid], variant,
-        video_names=batch["names"][valid], class_names=self.class_names)
-
-  def _score(self, localized: localization.Localization, labels: np.ndarray,
-             variant, step: int) -> Tuple[report.Record, Detections]:
-    detections = localized.detections
-    if self.unevaluated.size:
-      detections = detections.take(~np.isin(detections.label, self.unevaluated))
-    detections = dataclasses.replace(detections, source=f"of step {step}")
-    result = ap.evaluate_detections(self.ground_truth, detections,
-                                    variant.tiou_thresholds)
-    accuracy = classification.classification_accuracy(localized.predicted, labels)
-    return report.evaluation_record(result, accuracy, step, len(labels)), detections
+  def members_outputs(self, params, rgb_weight) -> List[scoring.HostBatch]:
+    """Every batch's (host batch, members' outputs [K, B, ...] on the host): one
+    forward over all members per batch."""
+    return [(batch, _to_host(self.members_forward(params, rgb_weight, features, mask)))
+            for batch, features, mask in self.batches()]
 
   def evaluate_members(self, params, rgb_weight, member_variants: Sequence[Any],
                        step: int) -> List[Tuple[report.Record, Detections]]:
@@ -146,28 +132,12 @@ class SplitEvaluator:
       rgb_weight: [K] the members' fused-actionness weights.
       member_variants: K variants (their localization settings may differ).
     """
-    parts = [[] for _ in member_variants]
-    labels = []
-    for batch, features, mask in self.batches():
-      out = _to_host(self.members_forward(params, rgb_weight, features, mask))
-      for m, variant in enumerate(member_variants):
-        parts[m].append(self._localize_batch({k: v[m] for k, v in out.items()},
-                                             batch, variant))
-      labels.append(batch["labels"][batch["valid"]])
-    labels = np.concatenate(labels)
-    return [self._score(localization.Localization.concatenate(p), labels, v, step)
-            for p, v in zip(parts, member_variants)]
-
-  def localize(self, params) -> Tuple[localization.Localization, np.ndarray]:
-    """(Localization of the split's videos in order, [N, C] labels)."""
-    parts, labels = [], []
-    for batch, features, mask in self.batches():
-      out = _to_host(self.forward(params, features, mask))
-      parts.append(self._localize_batch(out, batch, self.variant))
-      labels.append(batch["labels"][batch["valid"]])
-    return localization.Localization.concatenate(parts), np.concatenate(labels)
+    outputs = self.members_outputs(params, rgb_weight)
+    return [self.scorer(scoring.member_batches(outputs, m), variant, step)
+            for m, variant in enumerate(member_variants)]
 
   def __call__(self, params, step: int) -> Tuple[report.Record, Detections]:
     """(evaluation record, detections of the evaluated classes) of `params` at `step`."""
-    localized, labels = self.localize(params)
-    return self._score(localized, labels, self.variant, step)
+    outputs = [(batch, _to_host(self.forward(params, features, mask)))
+               for batch, features, mask in self.batches()]
+    return self.scorer(outputs, self.variant, step)

@@ -49,6 +49,7 @@ from salx.app import checkpoint as checkpoint_lib
 from salx.app import console
 from salx.app import data as data_lib
 from salx.app import errors
+from salx.app import eval_pool
 from salx.app import evaluate_run
 from salx.app import evaluator as evaluator_lib
 from salx.app import holdout
@@ -57,6 +58,7 @@ from salx.app import preemption
 from salx.app import progress as progress_lib
 from salx.app import report
 from salx.app import run_config
+from salx.app import scoring
 from salx.app import step_metrics
 from salx.app.run_config import ConfigError
 from salx.core import members as core_members
@@ -87,6 +89,12 @@ def members_batches(source, members: Sequence[Any], config, start_step: int,
       yield queue.popleft()
   while queue:
     yield queue.popleft()
+
+
+@jax.jit
+def _copy(tree: Any) -> Any:
+  """New device buffers holding `tree` (kept while the state moves on)."""
+  return jax.tree_util.tree_map(jnp.copy, tree)
 
 
 @jax.jit
@@ -181,13 +189,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   holdout_evaluator = (None if holdout_source is None else evaluator_lib.SplitEvaluator(
       model, holdout_source, variant, config, mesh))
 
-  def evaluate(params, step):
+  pool = eval_pool.EvalPool(config.eval_workers)
+
+  def submit_evaluation(params, step: int, snapshot=None) -> None:
+    """The members' forward now; localization and AP in the pool (in order)."""
+    rgb_weight = hparams["rgb_weight"]
+    jobs = []
+    for split_evaluator in (evaluator, holdout_evaluator):
+      if split_evaluator is not None:
+        outputs = split_evaluator.members_outputs(params, rgb_weight)
+        jobs += [(split_evaluator.scorer, scoring.member_batches(outputs, m), v)
+                 for m, v in enumerate(variants)]
+    pool.submit(step, jobs, snapshot)
+
+  def member_results(results):
     """[(test record, detections, held-out record or None)] per member."""
-    tested = evaluator.evaluate_members(params, hparams["rgb_weight"], variants, step)
-    held = ([None] * len(members) if holdout_evaluator is None else
-            [r for r, _ in holdout_evaluator.evaluate_members(
-                params, hparams["rgb_weight"], variants, step)])
-    return [(r, d, h) for (r, d), h in zip(tested, held)]
+    k = len(members)
+    held = [r for r, _ in results[k:]] or [None] * k
+    return [(r, d, h) for (r, d), h in zip(results[:k], held)]
 
   # 3. Resume, or start from the untrained model.
   os.makedirs(workdir, exist_ok=True)
@@ -241,11 +260,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     writer.write_hparams({k: v for k, v in _flat(config.to_dict()).items()
                           if isinstance(v, (int, float, str, bool))})
     if config.eval_untrained:
-      for m, (record, _, _) in enumerate(evaluate(state.params, 0)):
+      submit_evaluation(state.params, 0)
+      (_, results, _), = pool.ready(wait=True)
+      for m, (record, _, _) in enumerate(member_results(results)):
         progress["members"][m]["untrained"] = record
       writer.write_scalars(0, _test_scalars(progress["members"], "untrained"))
       out.line("untrained: test average mAP " + _mean_text(progress["members"],
                                                            "untrained"))
+
+  def apply_evaluation(step: int, results, params, best_params):
+    """Records one evaluation of every member; saves the improved members' params."""
+    improved = [progress_lib.record_evaluation(member, record, held)
+                for member, (record, _, held) in zip(progress["members"], results)]
+    writer.write_scalars(step, _test_scalars(progress["members"], "last"))
+    for m, (_, detections, _) in enumerate(results):
+      if step == config.num_steps and is_chief:
+        report.write_predictions(workdir, _name("last", m, len(members)), step,
+                                 detections)
+    if any(improved):
+      # A new buffer (never the donated state's own) holding each member's best.
+      best_params = _keep_improved(jnp.asarray(improved), params,
+                                   params if best_params is None else best_params)
+      ckpts.save_best(step, best_params,
+                      progress_lib.best_checkpoint_record(progress["members"]))
+      for m, (_, detections, _) in enumerate(results):
+        if improved[m] and is_chief:
+          report.write_predictions(workdir, _name("best", m, len(members)), step,
+                                   detections)
+    out.evaluation(step, _mean(progress["members"], "last"),
+                   _mean(progress["members"], "best"),
+                   max(progress_lib.best_steps(progress["members"])))
+    return best_params
 
   # 4. Train.
   progress["config"] = config.to_dict()
@@ -283,28 +328,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
 
         if evaluate_now:
           with report_progress.timed("eval"):
-            results = evaluate(state.params, step)
-          improved = [progress_lib.record_evaluation(member, record, held)
-                      for member, (record, _, held) in zip(progress["members"], results)]
-          writer.write_scalars(step, _test_scalars(progress["members"], "last"))
-          if is_last and is_chief:
-            for m, (_, detections, _) in enumerate(results):
-              report.write_predictions(workdir, _name("last", m, len(members)), step,
-                                       detections)
-          if any(improved):
-            # A new buffer (never the donated state's own) holding each member's best.
-            best_params = _keep_improved(jnp.asarray(improved), state.params,
-                                         state.params if best_params is None
-                                         else best_params)
-            ckpts.save_best(step, best_params,
-                            progress_lib.best_checkpoint_record(progress["members"]))
-            for m, (_, detections, _) in enumerate(results):
-              if improved[m] and is_chief:
-                report.write_predictions(workdir, _name("best", m, len(members)), step,
-                                         detections)
-          out.evaluation(step, _mean(progress["members"], "last"),
-                         _mean(progress["members"], "best"),
-                         max(progress_lib.best_steps(progress["members"])))
+            submit_evaluation(state.params, step,
+                              None if pool.workers == 0 else _copy(state.params))
+        for done, results, snapshot in pool.ready(wait=save or pool.full()):
+          best_params = apply_evaluation(done, member_results(results),
+                                         state.params if snapshot is None else snapshot,
+                                         best_params)
 
         if save:
           if not bool(step_metrics.all_finite(state.params)):
@@ -321,6 +350,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                           "same command to resume.", step, ckpts.latest_dir)
           break
   finally:
+    pool.close()
     watch.close()
     ckpts.close()   # Waits for the saves in flight: they hold good states only.
     if status != "completed" or sys.exc_info()[0] is not None:

@@ -1,0 +1,70 @@
+"""The host half of an evaluation: model outputs -> detections -> record (SPEC 3-5).
+
+NumPy only (no JAX), so that worker processes of `salx.app.eval_pool` can run it
+while training goes on. A `Scorer` holds what does not change between evaluations
+(the ground truth, the class names, the classes left out); calling it on the host
+outputs of every batch of a split gives the same record wherever it runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from salx.app import report
+from salx.postprocess import ap
+from salx.postprocess import classification
+from salx.postprocess import localization
+from salx.postprocess.detections import Detections
+from salx.postprocess.ground_truth import GroundTruth
+
+# One batch: ({'names', 'num_snippets', 'labels', 'valid', 'mask'} host arrays,
+# {'cas' [B, T, C], 'action_flow' [B, T], 'action_rgb' [B, T], 'video_logits' [B, C]}).
+HostBatch = Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scorer:
+  """Scores one member's outputs on a split.
+
+  Attributes:
+    ground_truth: the split's ground truth.
+    class_names: the model's C classes.
+    unevaluated: [U] indices of classes without ground truth (dropped).
+  """
+  ground_truth: GroundTruth
+  class_names: Tuple[str, ...]
+  unevaluated: np.ndarray
+
+  def localize(self, batch: Dict[str, np.ndarray], out: Dict[str, np.ndarray],
+               variant) -> localization.Localization:
+    """Localization of one batch's real rows, with their valid lengths."""
+    valid = batch["valid"]
+    return localization.localize(
+        out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
+        out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
+        batch["num_snippets"][valid], variant,
+        video_names=batch["names"][valid], class_names=self.class_names)
+
+  def __call__(self, batches: Sequence[HostBatch], variant, step: int
+               ) -> Tuple[report.Record, Detections]:
+    """(evaluation record, detections of the evaluated classes) at `step`."""
+    localized = localization.Localization.concatenate(
+        [self.localize(batch, out, variant) for batch, out in batches])
+    labels = np.concatenate([batch["labels"][batch["valid"]] for batch, _ in batches])
+    detections = localized.detections
+    if self.unevaluated.size:
+      detections = detections.take(~np.isin(detections.label, self.unevaluated))
+    detections = dataclasses.replace(detections, source=f"of step {step}")
+    result = ap.evaluate_detections(self.ground_truth, detections,
+                                    variant.tiou_thresholds)
+    accuracy = classification.classification_accuracy(localized.predicted, labels)
+    return report.evaluation_record(result, accuracy, step, len(labels)), detections
+
+
+def member_batches(batches: Sequence[Tuple[Dict[str, np.ndarray], Dict[str, Any]]],
+                   m: int) -> list:
+  """Member m's host batches from batches of the members' outputs [K, B, ...]."""
+  return [(batch, {k: v[m] for k, v in out.items()}) for batch, out in batches]
