@@ -2,6 +2,7 @@
 the command's flags and exit codes, and the command on a tiny trained run."""
 
 import ast
+import collections
 import os
 import pathlib
 import subprocess
@@ -43,10 +44,10 @@ def _module_file(name):
   return None
 
 
-def _third_party_closure(*modules):
+def _third_party_closure(*modules, skip=()):
   """Top-level third-party packages that the salx modules, and every salx module
-  they import in turn, import."""
-  seen, todo, packages = set(), list(modules), set()
+  they import in turn, import (not following the modules in `skip`)."""
+  seen, todo, packages = set(skip), list(modules), set()
   while todo:
     name = todo.pop()
     path = _module_file(name)
@@ -73,9 +74,17 @@ def test_viz_imports_no_tensorflow_and_no_jax():
 
 
 def test_training_and_collecting_import_no_matplotlib():
-  """salx's own imports: TensorFlow's Keras may load matplotlib where installed."""
+  """salx's own imports: TensorFlow's Keras may load matplotlib where installed.
+  The trainer reaches matplotlib only through salx.app.tb_pictures, imported
+  inside the run when config.timeline_videos asks for pictures."""
+  tree = ast.parse((ROOT / "salx" / "app" / "train.py").read_text())
+  top_level = {n for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+               for n in ([node.module] if isinstance(node, ast.ImportFrom) else [])
+               + [a.name for a in node.names]}
+  assert "tb_pictures" not in top_level
+  assert "matplotlib" in _third_party_closure("salx.app.tb_pictures")
   for module in ("salx.app.train", "salx.main", "salx.app.pictures"):
-    packages = _third_party_closure(module)
+    packages = _third_party_closure(module, skip={"salx.app.tb_pictures"})
     assert "jax" in packages, (module, packages)   # the closure is followed
     assert "matplotlib" not in packages, module
   assert "matplotlib" in _third_party_closure("salx.viz.run_pictures")
@@ -167,3 +176,17 @@ def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
   check_links(workdir / "plots")
   assert [p.name for p in (workdir / "plots" / "videos").glob("*.png")] == [
       f"{test_video}.png"]
+
+
+def test_a_run_writes_timelines_to_tensorboard_when_asked(tmp_path, compilation_cache):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from salx.app import train  # pylint: disable=g-import-not-at-top
+  config = tiny_config(tmp_path / "data", num_steps=10, eval_every=10, timeline_videos=2)
+  train.train_and_evaluate(config, str(tmp_path / "run"))
+  tags = collections.Counter()
+  for path in (tmp_path / "run").glob("events.out.tfevents*"):
+    for event in tf.compat.v1.train.summary_iterator(str(path)):
+      for value in event.summary.value:
+        if value.tag.startswith("timeline/"):
+          tags[value.tag] += 1
+  assert len(tags) == 2 and set(tags.values()) == {2}   # Untrained and step 10.

@@ -23,7 +23,7 @@ import numpy as np
 
 from salx.app import checkpoint as checkpoint_lib
 from salx.app import data as data_lib
-from salx.app import evaluate_run
+from salx.app import members as members_lib
 from salx.app import evaluator as evaluator_lib
 from salx.app import run_config
 from salx.core import model as model_lib
@@ -59,16 +59,22 @@ def read_metrics(workdir: str) -> Dict[str, Any]:
   return metrics
 
 
+def _member0(tree: Any) -> Any:
+  return jax.tree_util.tree_map(lambda x: np.asarray(x)[0], tree)
+
+
 def _restore(workdir: str, config, state) -> Tuple[Any, int, str, Any]:
-  """(params, step, 'best' | 'latest', mask statistics) of the run's checkpoints."""
+  """(params, step, 'best' | 'latest', mask statistics) of member 0 of the run's
+  checkpoints (`state`: the members' template [K, ...])."""
   with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
     latest = ckpts.restore_latest(state)
     best = ckpts.restore_best(state.params)
-  mask_state = latest[0].mask_state if latest is not None else state.mask_state
+  mask_state = _member0((latest[0] if latest is not None else state).mask_state)
   if best is not None:
-    return best[0], int(best[2]), "best", mask_state
+    return _member0(best[0]), int(best[2]), "best", mask_state
   if latest is not None:
-    return latest[0].params, int(jax.device_get(latest[0].step)), "latest", mask_state
+    return (_member0(latest[0].params), int(jax.device_get(latest[0].step)[0]),
+            "latest", mask_state)
   raise NoRunError(f"{os.path.join(workdir, checkpoint_lib.BEST_DIR)}: no best and no "
                    f"latest checkpoint ({checkpoint_lib.LATEST_DIR}/) in {workdir}")
 
@@ -199,9 +205,11 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
                      f"{split} split ({len(names)} videos)")
   variant = run_config.make_variant(config)
   model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
-  mesh = sharding.make_mesh()
-  state = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh)
+  members = members_lib.members_of(config)
+  mesh = sharding.make_mesh(num_members=len(members))
+  state, _, _ = members_lib.init_members(model, variant, config, members, mesh)
   params, step, which, mask_state = _restore(workdir, config, state)
+  params = sharding.replicate(params, mesh)
   evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
 
   per_video = []

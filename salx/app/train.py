@@ -190,6 +190,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       model, holdout_source, variant, config, mesh))
 
   pool = eval_pool.EvalPool(config.eval_workers)
+  timelines = None
+  if config.timeline_videos and is_chief:
+    from salx.app import tb_pictures  # pylint: disable=g-import-not-at-top
+    timelines = tb_pictures.TimelineImages(variants[0], source, config.timeline_videos)
 
   def submit_evaluation(params, step: int, snapshot=None) -> None:
     """The members' forward now; localization and AP in the pool (in order)."""
@@ -200,6 +204,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
         outputs = split_evaluator.members_outputs(params, rgb_weight)
         jobs += [(split_evaluator.scorer, scoring.member_batches(outputs, m), v)
                  for m, v in enumerate(variants)]
+        if timelines is not None and split_evaluator is evaluator:
+          timelines.write(writer, step, scoring.member_batches(outputs, 0))
     pool.submit(step, jobs, snapshot)
 
   def member_results(results):
