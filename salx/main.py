@@ -38,6 +38,9 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Folder of the run: checkpoints,
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
                           "train: train and evaluate (resuming in workdir); evaluate: "
                           "evaluate the workdir's config.eval_checkpoint.")
+_PLOTS = flags.DEFINE_bool(
+    "plots", True, "With --mode=evaluate on a finished run: also draw its pictures "
+    "into workdir/plots (as python -m salx.visualize does).")
 flags.mark_flags_as_required(["workdir"])
 
 EXIT_DIVERGED = 1
@@ -72,6 +75,11 @@ def run(config, workdir: str, mode: str = "train") -> int:
     from salx.app import train  # pylint: disable=g-import-not-at-top
     if mode == "evaluate":
       evaluate_run.evaluate_checkpoint(config, workdir)
+      if (flags.FLAGS.is_parsed() and _PLOTS.value
+          and os.path.isfile(os.path.join(workdir, "metrics.json"))):
+        from salx.app import drawing  # pylint: disable=g-import-not-at-top
+        files = drawing.draw_pictures(workdir, os.path.join(workdir, "plots"))
+        print(f"pictures: {files[-1]}", flush=True)
       return 0
     result = train.train_and_evaluate(config, workdir)
   except Exception as e:  # pylint: disable=broad-except

@@ -48,11 +48,10 @@ def run(workdir: str, out: str, split: str, video, top_per_class: int,
   from salx.app import pictures  # pylint: disable=g-import-not-at-top
   from salx.app.run_config import ConfigError  # pylint: disable=g-import-not-at-top
   from salx.datasets.errors import DataError  # pylint: disable=g-import-not-at-top
-  from salx.viz import run_pictures  # pylint: disable=g-import-not-at-top
+  from salx.app import drawing  # pylint: disable=g-import-not-at-top
   try:
-    collected = pictures.collect(workdir, split, video)
-    files = run_pictures.draw_run(out, **collected, top_per_class=top_per_class,
-                                  score_threshold=score_threshold)
+    files = drawing.draw_pictures(workdir, out, split, video, top_per_class,
+                                  score_threshold)
   except (pictures.NoRunError, ConfigError, DataError, ValueError) as e:
     return cli.fail(" ".join(str(e).split()))
   print(f"{len(files)} files in {out}; open {files[-1]}", flush=True)

@@ -16,7 +16,7 @@ from salx.postprocess.detections import Detections
 from salx.viz import run_pictures
 from salx.viz import timeline
 from tests.test_train import compilation_cache  # noqa: F401  (a fixture)
-from tests.test_train import tiny_config
+from tests.test_train import cli_args, tiny_config
 from tests.test_viz import check_links
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -75,16 +75,16 @@ def test_viz_imports_no_tensorflow_and_no_jax():
 
 def test_training_and_collecting_import_no_matplotlib():
   """salx's own imports: TensorFlow's Keras may load matplotlib where installed.
-  The trainer reaches matplotlib only through salx.app.tb_pictures, imported
+  The trainer reaches matplotlib only through salx.app.drawing, imported
   inside the run when config.timeline_videos asks for pictures."""
   tree = ast.parse((ROOT / "salx" / "app" / "train.py").read_text())
   top_level = {n for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
                for n in ([node.module] if isinstance(node, ast.ImportFrom) else [])
                + [a.name for a in node.names]}
-  assert "tb_pictures" not in top_level
-  assert "matplotlib" in _third_party_closure("salx.app.tb_pictures")
+  assert "drawing" not in top_level
+  assert "matplotlib" in _third_party_closure("salx.app.drawing")
   for module in ("salx.app.train", "salx.main", "salx.app.pictures"):
-    packages = _third_party_closure(module, skip={"salx.app.tb_pictures"})
+    packages = _third_party_closure(module, skip={"salx.app.drawing"})
     assert "jax" in packages, (module, packages)   # the closure is followed
     assert "matplotlib" not in packages, module
   assert "matplotlib" in _third_party_closure("salx.viz.run_pictures")
@@ -173,9 +173,22 @@ def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
   assert visualize.run(str(workdir), str(workdir / "plots"), "test", test_video, 3,
                        None) == 0
   assert "open" in capsys.readouterr().out
+
   check_links(workdir / "plots")
   assert [p.name for p in (workdir / "plots" / "videos").glob("*.png")] == [
       f"{test_video}.png"]
+
+  # --mode=evaluate scores the best checkpoint and draws the same pictures.
+  (workdir / "plots" / "index.html").unlink()
+  proc = subprocess.run(
+      cli_args(workdir, tmp_path / "data", num_steps=10, eval_every=10,
+               checkpoint_every=10, eval_untrained=False) + ["--mode=evaluate"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, PYTHONPATH=str(ROOT)))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "best checkpoint" in proc.stdout
+  check_links(workdir / "plots")
+  assert len(list((workdir / "plots" / "videos").glob("*.png"))) == 6
 
 
 def test_a_run_writes_timelines_to_tensorboard_when_asked(tmp_path, compilation_cache):

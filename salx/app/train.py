@@ -192,8 +192,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   pool = eval_pool.EvalPool(config.eval_workers)
   timelines = None
   if config.timeline_videos and is_chief:
-    from salx.app import tb_pictures  # pylint: disable=g-import-not-at-top
-    timelines = tb_pictures.TimelineImages(variants[0], source, config.timeline_videos)
+    from salx.app import drawing  # pylint: disable=g-import-not-at-top
+    timelines = drawing.TimelineImages(variants[0], source, config.timeline_videos)
 
   def submit_evaluation(params, step: int, snapshot=None) -> None:
     """The members' forward now; localization and AP in the pool (in order)."""

@@ -1,12 +1,13 @@
-"""Timelines of a few fixed test videos written to TensorBoard at each evaluation.
+"""Drawing a run: its pictures into a folder, and timelines for TensorBoard.
 
-Only a run with `config.timeline_videos > 0` imports this module (and with it
-matplotlib): a run that does not draw pays nothing for it.
+The app's only door to matplotlib (`salx.viz`): `python -m salx.visualize`,
+`--mode=evaluate` and a run with `config.timeline_videos > 0` import it; a run that
+does not draw pays nothing for it.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 from salx.app import pictures
 from salx.viz import run_pictures
@@ -33,3 +34,17 @@ class TimelineImages:
         break
     writer.write_images(step, run_pictures.timeline_images(
         entries[:self.count], top_per_class=5, width_px=1200))
+
+
+def draw_pictures(workdir: str, out: str, split: str = "test",
+                  video: Optional[str] = None, top_per_class: int = 10,
+                  score_threshold: Optional[float] = None) -> List[str]:
+  """Draws the run's pictures into `out` (W/plots); returns the files, index.html last.
+
+  Raises:
+    pictures.NoRunError, ConfigError, DataError, ValueError: one line naming what
+      is missing or wrong.
+  """
+  collected = pictures.collect(workdir, split, video)
+  return run_pictures.draw_run(out, **collected, top_per_class=top_per_class,
+                               score_threshold=score_threshold)
