@@ -381,3 +381,14 @@ def test_only_orbax_noise_is_kept_off_the_console(tmp_path, monkeypatch):
           err_msg=None, object=None))
   assert [info.exc_value for info in seen] == [other]
   assert sys.unraisablehook == seen.append      # Put back on close.
+
+
+def test_unusable_workdir_is_one_error_naming_the_folder(tmp_path):
+  hook = sys.unraisablehook
+  not_a_folder = tmp_path / "file"
+  not_a_folder.write_text("x")
+  with pytest.raises(checkpoint.CheckpointError,
+                     match=(f"cannot open the checkpoint folder {not_a_folder}/"
+                            f"{checkpoint.LATEST_DIR}: .Errno 17. File exists")):
+    checkpoint.RunCheckpoints(not_a_folder)
+  assert sys.unraisablehook == hook   # Nothing left installed.
