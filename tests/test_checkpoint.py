@@ -389,6 +389,6 @@ def test_unusable_workdir_is_one_error_naming_the_folder(tmp_path):
   not_a_folder.write_text("x")
   with pytest.raises(checkpoint.CheckpointError,
                      match=(f"cannot open the checkpoint folder {not_a_folder}/"
-                            f"{checkpoint.LATEST_DIR}: .Errno 17. File exists")):
+                            f"{checkpoint.LATEST_DIR}: .Errno 20. Not a directory")):
     checkpoint.RunCheckpoints(not_a_folder)
   assert sys.unraisablehook == hook   # Nothing left installed.

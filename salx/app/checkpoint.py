@@ -13,19 +13,18 @@ with the highest average mAP (`BestN`). A training batch is a pure function of
 the progress record at a step are all a resumed run needs.
 
 Orbax writes each step to a temporary folder and renames it when complete, so a
-run killed at any moment leaves only complete checkpoints (partial ones are
-ignored and cleaned up by the next run). Saves are asynchronous: arrays are copied
-to host memory before `save` returns (donating the state afterwards is safe), the
-files are written in the background. Every process calls every method (saves and
-restores are collective); Orbax writes from the processes that must.
+run killed at any moment leaves only complete checkpoints (partial ones are cleaned
+up by the next run). Saves are asynchronous: arrays are copied to host memory
+before `save` returns (donating the state then is safe), the files are written
+in the background (a failure there is raised by the next `save_*`, `wait` or
+`close`). Every process calls every
+method (saves and restores are collective).
 
 Faults are one `CheckpointError` line each, and nothing on disk is lost: a
 checkpoint that cannot be restored is skipped with one warning (its folder stays
 until the resumed run's first save supersedes it); one of another model config
 names the arrays that differ; a failed write (read-only folder, full disk) names
-the folder and the OS error, its temporary folder is removed and the checkpoints
-written before stay. The background part of an asynchronous save fails at the
-next `save_*`, `wait` or `close`.
+the folder and the OS error, and leaves no temporary folder behind.
 """
 
 from __future__ import annotations
@@ -36,8 +35,9 @@ import re
 import shutil
 import sys
 import threading
+import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import jax
@@ -69,11 +69,10 @@ def _reason(error: BaseException) -> str:
 
 
 class _QuietOrbax(std_logging.Filter):
-  """Keeps Orbax's noise about failures that RunCheckpoints raises as one line
-  off the console, while a RunCheckpoints is open: Orbax's ERROR records (a failed
-  background write is logged with a traceback per writer thread) become DEBUG
-  records, and the "Event loop is closed" RuntimeError of a tensorstore callback
-  that completes after Orbax closed its event loop is not printed."""
+  """While a RunCheckpoints is open (it raises failures as one line), Orbax's
+  ERROR records (a traceback per writer thread of a failed write) become DEBUG,
+  and a tensorstore callback's "Event loop is closed" (it completes after Orbax
+  closed its loop) is not printed."""
 
   def __init__(self):
     super().__init__()
@@ -113,25 +112,18 @@ def _abstract(tree: Any) -> Any:
   return jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, tree)
 
 
-def _describe(leaf: Any, dtype: bool) -> str:
-  """'float32[64, 8]' (or '[64, 8]' without the dtype); 'missing' for None."""
-  if leaf is None:
-    return "missing"
-  return f"{np.dtype(leaf.dtype).name if dtype else ''}{list(leaf.shape)}"
-
-
 def _mismatches(saved: Any, template: Any, prefix: str) -> List[str]:
-  """'path: checkpoint X, config Y' for each array that is missing on either side
-  or differs in shape or dtype, params first.
-
-  Args:
-    saved: a checkpoint item's tree metadata (leaves with .shape and .dtype).
-    template: the pytree the run restores into (arrays or ShapeDtypeStructs).
-    prefix: put before every path (e.g. 'params/').
-  """
+  """'<prefix>path: checkpoint X, config Y' for each array of the saved tree
+  metadata or of the template (arrays, ShapeDtypeStructs) that is missing on the
+  other side or differs in shape or dtype; params first."""
   saved = ocp.tree.to_flat_dict(saved, sep="/")
   wanted = ocp.tree.to_flat_dict(template, sep="/")
   out = []
+
+  def describe(leaf, dtype):   # 'float32[64, 8]', '[64, 8]' or 'missing'.
+    return "missing" if leaf is None else (
+        f"{np.dtype(leaf.dtype).name if dtype else ''}{list(leaf.shape)}")
+
   for key in sorted(set(saved) | set(wanted),
                     key=lambda k: (not f"{prefix}{k}".startswith("params"), k)):
     have, want = saved.get(key), wanted.get(key)
@@ -139,21 +131,25 @@ def _mismatches(saved: Any, template: Any, prefix: str) -> List[str]:
                   and np.dtype(have.dtype) == np.dtype(want.dtype))
     if same_dtype and tuple(have.shape) == tuple(want.shape):
       continue
-    out.append(f"{prefix}{key}: checkpoint {_describe(have, not same_dtype)}, "
-               f"config {_describe(want, not same_dtype)}")
+    out.append(f"{prefix}{key}: checkpoint {describe(have, not same_dtype)}, "
+               f"config {describe(want, not same_dtype)}")
   return out
 
 
 class _Folder:
-  """An Orbax CheckpointManager whose errors are CheckpointErrors; it remembers
-  the step of the save in flight, reported (and cleaned up) if it fails."""
+  """A CheckpointManager of two items, `arrays` (a pytree) and `record` (JSON),
+  whose errors are CheckpointErrors; `what` and `prefix` (of array paths) are for
+  messages. It remembers the step of the save in flight, reported (and cleaned
+  up) if that fails."""
 
-  def __init__(self, directory: str, handlers: Dict[str, Any],
-               options: ocp.CheckpointManagerOptions):
-    self.directory, self.pending = directory, None
+  def __init__(self, directory: str, what: str, arrays: str, record: str,
+               prefix: str, options: ocp.CheckpointManagerOptions):
+    self.directory, self.what, self.pending = directory, what, None
+    self.arrays, self.record, self.prefix = arrays, record, prefix
     try:
-      self.manager = ocp.CheckpointManager(directory, item_handlers=handlers,
-                                           options=options)
+      self.manager = ocp.CheckpointManager(directory, options=options, item_handlers={
+          arrays: ocp.StandardCheckpointHandler(),
+          record: ocp.JsonCheckpointHandler()})
     except OSError as e:
       raise CheckpointError(f"cannot open the checkpoint folder {directory}: "
                             f"{_reason(e)}") from e
@@ -163,7 +159,7 @@ class _Folder:
 
   def _settle(self, timeout: float = 120.0) -> None:
     """Waits for the other writes of a failed save (Orbax raises at the first
-    failure; the others would go on creating files in the temporary folder)."""
+    failure; the others go on creating files in the temporary folder)."""
     async_manager = getattr(getattr(self.manager, "_checkpointer", None),
                             "_async_manager", None)
     for commit in getattr(async_manager, "_commit_futures", None) or []:
@@ -175,10 +171,16 @@ class _Folder:
   def _failed(self, step: int, error: BaseException) -> None:
     """Removes the temporary folder of `step`, rereads the folder, raises."""
     self._settle()
-    if jax.process_index() == 0 and os.path.isdir(self.directory):
-      for name in os.listdir(self.directory):
-        if name.startswith(f"{step}{TMP_SUFFIX}"):
-          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+    # Tensorstore may still finish a write that Orbax gave up on and recreate
+    # the folder: remove it until it stays away for a moment.
+    for attempt in range(20 if jax.process_index() == 0 else 0):
+      names = [n for n in os.listdir(self.directory) if n.startswith(
+          f"{step}{TMP_SUFFIX}")] if os.path.isdir(self.directory) else []
+      for name in names:
+        shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+      if attempt and not names:
+        break
+      time.sleep(0.2)
     self.manager.reload()
     kept = ", ".join(map(str, self.steps())) or "none"
     raise CheckpointError(
@@ -196,12 +198,13 @@ class _Folder:
         raise
       self._failed(step, e)   # Whatever stopped a background write: not on disk.
 
-  def save(self, step: int, metrics: Optional[Dict[str, float]] = None,
-           **items: Any) -> None:
+  def save(self, step: int, arrays: Any, record: Dict[str, Any],
+           metrics: Optional[Dict[str, float]] = None) -> None:
     self.wait()
     try:
-      self.manager.save(step, force=True, metrics=metrics,
-                        args=ocp.args.Composite(**items))
+      self.manager.save(step, force=True, metrics=metrics, args=ocp.args.Composite(**{
+          self.arrays: ocp.args.StandardSave(arrays),
+          self.record: ocp.args.JsonSave(record)}))
     except Exception as e:  # pylint: disable=broad-except
       if not (isinstance(e, OSError) or "os_error_code" in str(e)):
         raise   # Not the file system's doing.
@@ -216,12 +219,11 @@ class _Folder:
       raise CheckpointError(f"could not delete the checkpoint of step {step} in "
                             f"{self.directory}: {_reason(e)}") from e
 
-  def restore(self, step: int, array_item: str, template: Any, json_item: str,
-              prefix: str) -> Tuple[Any, Dict[str, Any]]:
-    """(arrays, JSON record) of `step`: CheckpointError when the arrays do not
-    fit `template`, any other error when the checkpoint is damaged."""
-    saved = self.manager.item_metadata(step)[array_item]
-    differ = [] if saved is None else _mismatches(saved, template, prefix)
+  def restore(self, step: int, template: Any) -> Tuple[Any, Dict[str, Any]]:
+    """(arrays, record) of `step`: CheckpointError when the arrays do not fit
+    `template`, any other error when the checkpoint is damaged."""
+    saved = self.manager.item_metadata(step)[self.arrays]
+    differ = [] if saved is None else _mismatches(saved, template, self.prefix)
     if differ:   # (No tree metadata: the restore itself checks the shapes.)
       more = (f" (and {len(differ) - _MAX_LISTED} more)"
               if len(differ) > _MAX_LISTED else "")
@@ -230,18 +232,18 @@ class _Folder:
           f"another model config: {'; '.join(differ[:_MAX_LISTED])}{more}; use "
           "the config it was trained with, or another workdir")
     restored = self.manager.restore(step, args=ocp.args.Composite(**{
-        array_item: ocp.args.StandardRestore(_abstract(template)),
-        json_item: ocp.args.JsonRestore()}))
-    return restored[array_item], dict(restored[json_item])
+        self.arrays: ocp.args.StandardRestore(_abstract(template)),
+        self.record: ocp.args.JsonRestore()}))
+    return restored[self.arrays], dict(restored[self.record])
 
-  def restore_first(self, candidates: Sequence[int], what: str,
-                    restore: Callable[[int], Any]) -> Tuple[int, Any, List[int]]:
-    """(step, restored, steps skipped) of the first of `candidates` that
-    `restore` restores; one warning per skipped one."""
+  def restore_first(self, candidates: Sequence[int], template: Any
+                    ) -> Tuple[int, Any, List[int]]:
+    """(step, (arrays, record), steps skipped) of the first of `candidates` that
+    restores; one warning per skipped one."""
     failures = []
     for step in candidates:
       try:
-        restored = restore(step)
+        restored = self.restore(step, template)
       except CheckpointError:
         raise
       except Exception as e:  # pylint: disable=broad-except
@@ -249,7 +251,7 @@ class _Folder:
         continue
       for bad, reason in failures:
         logging.warning("The %s checkpoint of step %d in %s cannot be restored "
-                        "(%s); using step %d. Its folder is kept.", what, bad,
+                        "(%s); using step %d. Its folder is kept.", self.what, bad,
                         self.directory, reason, step)
       return step, restored, [s for s, _ in failures]
     details = "; ".join(f"step {s}: {r}" for s, r in failures)
@@ -271,12 +273,10 @@ class RunCheckpoints:
   """The two checkpoint folders of one workdir.
 
   Args:
-    workdir: the run's folder.
+    workdir: the run's folder (CheckpointError if its checkpoint folders cannot
+      be created, e.g. read-only).
     keep: how many of the latest checkpoints to keep (at least 1).
     async_save: write in the background (True) or block in `save_*`.
-
-  Raises:
-    CheckpointError: the folders cannot be created (e.g. a read-only workdir).
   """
 
   def __init__(self, workdir: str, keep: int = 2, async_save: bool = True):
@@ -295,12 +295,12 @@ class RunCheckpoints:
     self._open = True
     _QUIET_ORBAX.use(+1)
     try:
-      self._latest = _Folder(self.latest_dir, dict(
-          state=ocp.StandardCheckpointHandler(), progress=ocp.JsonCheckpointHandler()),
+      self._latest = _Folder(
+          self.latest_dir, "latest", "state", "progress", "",
           ocp.CheckpointManagerOptions(
               preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), **common))
-      self._best = _Folder(self.best_dir, dict(
-          params=ocp.StandardCheckpointHandler(), record=ocp.JsonCheckpointHandler()),
+      self._best = _Folder(
+          self.best_dir, "best", "params", "record", "params/",
           ocp.CheckpointManagerOptions(
               best_fn=_best_score, best_mode="max",
               preservation_policy=ocp.checkpoint_managers.BestN(
@@ -311,12 +311,9 @@ class RunCheckpoints:
       _QUIET_ORBAX.use(-1)
       raise
 
-  # ----------------------------------------------------------------- latest
-
   def latest_step(self) -> Optional[int]:
     """The newest checkpoint's step (not one found unrestorable), or None."""
-    steps = [s for s in self._latest.steps() if s not in self._unrestorable]
-    return steps[-1] if steps else None
+    return max(set(self._latest.steps()) - set(self._unrestorable), default=None)
 
   def save_latest(self, step: int, state: Any, progress: Dict[str, Any]) -> bool:
     """Saves the TrainState and the JSON progress record at `step`.
@@ -325,9 +322,8 @@ class RunCheckpoints:
     save after `restore_latest` skipped unrestorable checkpoints deletes them
     (they are newer than the resumed state; this run writes its own).
 
-    Raises:
-      CheckpointError: this write, or the background part of the previous one,
-        failed (the checkpoints written before are kept).
+    Raises CheckpointError when this write, or the background part of the
+    previous one, failed (the checkpoints written before are kept).
     """
     if step in self._latest.steps() and step not in self._unrestorable:
       return False
@@ -339,8 +335,7 @@ class RunCheckpoints:
                       "this run resumed before it.", stale, self.latest_dir)
       self._latest.delete(stale)
     self._unrestorable = []
-    self._latest.save(step, state=ocp.args.StandardSave(state),
-                      progress=ocp.args.JsonSave(progress))
+    self._latest.save(step, state, progress)
     return True
 
   def restore_latest(self, state_template: Any
@@ -351,19 +346,15 @@ class RunCheckpoints:
       state_template: a TrainState of the run (arrays or ShapeDtypeStructs, placed
         as the restored arrays should be: replicated over the mesh).
 
-    Raises:
-      CheckpointError: none of the checkpoints restores, or the newest one that
-        can be read was written by another model config.
+    Raises CheckpointError when none restores, or when the newest readable one
+    was written by another model config.
     """
     steps = self._latest.steps()
     if not steps:
       return None
     _, restored, self._unrestorable = self._latest.restore_first(
-        steps[::-1], "latest", lambda step: self._latest.restore(
-            step, "state", state_template, "progress", prefix=""))
+        steps[::-1], state_template)
     return restored
-
-  # ------------------------------------------------------------------- best
 
   def best_step(self) -> Optional[int]:
     """The step of the best checkpoint on disk, None when there is none."""
@@ -381,9 +372,7 @@ class RunCheckpoints:
                        f"{sorted(record)}")
     if step in self._best.steps():
       self._best.delete(step)
-    self._best.save(step, metrics={SCORE_KEY: float(record[SCORE_KEY])},
-                    params=ocp.args.StandardSave(params),
-                    record=ocp.args.JsonSave(record))
+    self._best.save(step, params, record, {SCORE_KEY: float(record[SCORE_KEY])})
 
   def discard_best_after(self, step: int) -> list:
     """Deletes best checkpoints saved after `step` (by a run killed before it
@@ -411,12 +400,8 @@ class RunCheckpoints:
         return -np.inf   # No readable metrics: tried last.
 
     step, (params, record), _ = self._best.restore_first(
-        sorted(steps, key=lambda s: (score(s), s), reverse=True), "best",
-        lambda s: self._best.restore(s, "params", params_template, "record",
-                                     prefix="params/"))
+        sorted(steps, key=lambda s: (score(s), s), reverse=True), params_template)
     return params, record, step
-
-  # ---------------------------------------------------------------- general
 
   def wait(self) -> None:
     """Blocks until every pending save is on disk (CheckpointError if one failed)."""
@@ -426,8 +411,7 @@ class RunCheckpoints:
       self._latest.wait()
 
   def close(self) -> None:
-    """Waits for pending saves (CheckpointError as `wait`) and releases the
-    managers either way."""
+    """Waits for pending saves (CheckpointError as `wait`), releases the managers."""
     if not self._open:
       return
     self._open = False
