@@ -28,11 +28,10 @@ def _one_line(text: str) -> str:
 def bad_input_types() -> Tuple[type, ...]:
   """The exception types that mean bad input, config or environment (exit 2)."""
   from salx.app import checkpoint  # pylint: disable=g-import-not-at-top
+  from salx.app import workdir_lock  # pylint: disable=g-import-not-at-top
   from salx.core import torch_format  # pylint: disable=g-import-not-at-top
-  return (ConfigError, DataError, FileNotFoundError,
-          torch_format.CheckpointFormatError) + tuple(
-      getattr(checkpoint, name) for name in ("CheckpointError",)
-      if hasattr(checkpoint, name))
+  return (ConfigError, DataError, FileNotFoundError, torch_format.CheckpointFormatError,
+          checkpoint.CheckpointError, workdir_lock.WorkdirError)
 
 
 def is_known(error: BaseException) -> bool:

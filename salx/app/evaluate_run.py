@@ -23,6 +23,7 @@ from salx.app import evaluator as evaluator_lib
 from salx.app import members as members_lib
 from salx.app import report
 from salx.app import run_config
+from salx.app import workdir_lock
 from salx.app.run_config import ConfigError
 from salx.core import convert
 from salx.core import sharding
@@ -119,6 +120,13 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
     if not os.path.isdir(folder):
       raise FileNotFoundError(f"no {which} checkpoint to evaluate: {folder} does not "
                               "exist (train first, or set --config.init_checkpoint)")
+  with workdir_lock.WorkdirLock(workdir, enabled=jax.process_index() == 0):
+    return _evaluate(config, workdir, which)
+
+
+def _evaluate(config: ml_collections.ConfigDict, workdir: str, which: str
+              ) -> Tuple[report.Record, str]:
+  """`evaluate_checkpoint` with the workdir locked."""
   source = data_lib.open_data(config)
   members = members_lib.members_of(config)[:1 if config.init_checkpoint else None]
   variant = run_config.make_variant(config)
@@ -153,7 +161,6 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   table += f"\nweights: {what}\nprotocol: {results[0][0]['protocol']}"
   if jax.process_index() == 0:
     print(table, flush=True)
-    os.makedirs(workdir, exist_ok=True)
     for m, (_, detections) in zip(members, results):
       name = f"eval_{which}" + (f"_member{m.index}" if len(members) > 1 else "")
       report.write_predictions(workdir, name, step, detections)

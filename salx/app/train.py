@@ -60,6 +60,7 @@ from salx.app import report
 from salx.app import run_config
 from salx.app import scoring
 from salx.app import step_metrics
+from salx.app import workdir_lock
 from salx.app.run_config import ConfigError
 from salx.core import members as core_members
 from salx.core import sharding
@@ -214,171 +215,171 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     held = [r for r, _ in results[k:]] or [None] * k
     return [(r, d, h) for (r, d), h in zip(results[:k], held)]
 
-  # 3. Resume, or start from the untrained model.
-  os.makedirs(workdir, exist_ok=True)
-  log_file = console.keep_log_file(workdir) if is_chief else None
-  logging.info("salx run in %s with config:\n%s", workdir, config)
-  out.header(
-      data=(f"{config.dataset}, {num_classes} classes, {num_train} train / "
-            f"{len(source.video_names('test'))} test videos ({source.layout} layout at "
-            f"{source.data_dir})" + (f", {len(holdout_source.video_names('test'))} "
-                                     "training videos held out" if holdout_source else "")),
-      model=(f"SAL, {variant.name} code path, hidden {config.hidden_dim}, T "
-             f"{config.num_segments}, batch {config.batch_size}"
-             + (f", {len(members)} members (seeds {seeds[0]}..{seeds[-1]})"
-                if len(members) > 1 else "")),
-      num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params))
-      // len(members),
-      devices=(f"{mesh.devices.size} x {jax.devices()[0].platform} "
-               f"({jax.process_count()} process(es)), mesh {dict(mesh.shape)}"))
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
-  ckpts = checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints)
-  restored = ckpts.restore_latest(state)
-  best_params = None
-  if restored is not None:
-    state, progress = restored
-    start_step = int(jax.device_get(state.step)[0])
-    if start_step > config.num_steps:
-      ckpts.close()
-      raise ConfigError(f"{ckpts.latest_dir} holds a checkpoint of step {start_step}, "
-                        f"beyond num_steps = {config.num_steps}; raise num_steps or "
-                        "use another workdir")
-    changed = _changed_fields(progress.get("config", {}), config.to_dict())
-    changed.pop("num_steps", None)
-    if changed:
-      logging.warning("Resuming with a config that differs from the checkpoint's: "
-                      "%s", changed)
-    ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
-    best = ckpts.restore_best(state.params)
-    best_params = None if best is None else best[0]
-    out.line(f"resumed from step {start_step} in {ckpts.latest_dir}")
-  else:
-    start_step = 0
-    ckpts.discard_best_after(start_step)
-    if config.init_checkpoint:   # Fine-tuning: every member starts from these weights.
-      one = jax.tree_util.tree_map(lambda x: x[0], state.params)
-      params, what = evaluate_run.load_init_params(config.init_checkpoint, one, mesh)
-      state = state.replace(params=jax.device_put(
-          jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(members)),
-                                 params), sharding.member_sharded(mesh)))
-      out.line(f"initialised from {what}")
-    progress = progress_lib.new_progress(config.to_dict(), members)
-    writer.write_hparams({k: v for k, v in _flat(config.to_dict()).items()
-                          if isinstance(v, (int, float, str, bool))})
-    if config.eval_untrained:
-      submit_evaluation(state.params, 0)
-      (_, results, _), = pool.ready(wait=True)
-      for m, (record, _, _) in enumerate(member_results(results)):
-        progress["members"][m]["untrained"] = record
-      writer.write_scalars(0, _test_scalars(progress["members"], "untrained"))
-      out.line("untrained: test average mAP " + _mean_text(progress["members"],
-                                                           "untrained"))
+  # 3. Resume, or start from the untrained model (the workdir is this run's alone).
+  with workdir_lock.WorkdirLock(workdir, enabled=is_chief):
+    log_file = console.keep_log_file(workdir) if is_chief else None
+    logging.info("salx run in %s with config:\n%s", workdir, config)
+    out.header(
+        data=(f"{config.dataset}, {num_classes} classes, {num_train} train / "
+              f"{len(source.video_names('test'))} test videos ({source.layout} layout at "
+              f"{source.data_dir})" + (f", {len(holdout_source.video_names('test'))} "
+                                       "training videos held out" if holdout_source else "")),
+        model=(f"SAL, {variant.name} code path, hidden {config.hidden_dim}, T "
+               f"{config.num_segments}, batch {config.batch_size}"
+               + (f", {len(members)} members (seeds {seeds[0]}..{seeds[-1]})"
+                  if len(members) > 1 else "")),
+        num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params))
+        // len(members),
+        devices=(f"{mesh.devices.size} x {jax.devices()[0].platform} "
+                 f"({jax.process_count()} process(es)), mesh {dict(mesh.shape)}"))
+    writer = metric_writers.create_default_writer(workdir, just_logging=not is_chief)
+    ckpts = checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints)
+    restored = ckpts.restore_latest(state)
+    best_params = None
+    if restored is not None:
+      state, progress = restored
+      start_step = int(jax.device_get(state.step)[0])
+      if start_step > config.num_steps:
+        ckpts.close()
+        raise ConfigError(f"{ckpts.latest_dir} holds a checkpoint of step {start_step}, "
+                          f"beyond num_steps = {config.num_steps}; raise num_steps or "
+                          "use another workdir")
+      changed = _changed_fields(progress.get("config", {}), config.to_dict())
+      changed.pop("num_steps", None)
+      if changed:
+        logging.warning("Resuming with a config that differs from the checkpoint's: "
+                        "%s", changed)
+      ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
+      best = ckpts.restore_best(state.params)
+      best_params = None if best is None else best[0]
+      out.line(f"resumed from step {start_step} in {ckpts.latest_dir}")
+    else:
+      start_step = 0
+      ckpts.discard_best_after(start_step)
+      if config.init_checkpoint:   # Fine-tuning: every member starts from these weights.
+        one = jax.tree_util.tree_map(lambda x: x[0], state.params)
+        params, what = evaluate_run.load_init_params(config.init_checkpoint, one, mesh)
+        state = state.replace(params=jax.device_put(
+            jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(members)),
+                                   params), sharding.member_sharded(mesh)))
+        out.line(f"initialised from {what}")
+      progress = progress_lib.new_progress(config.to_dict(), members)
+      writer.write_hparams({k: v for k, v in _flat(config.to_dict()).items()
+                            if isinstance(v, (int, float, str, bool))})
+      if config.eval_untrained:
+        submit_evaluation(state.params, 0)
+        (_, results, _), = pool.ready(wait=True)
+        for m, (record, _, _) in enumerate(member_results(results)):
+          progress["members"][m]["untrained"] = record
+        writer.write_scalars(0, _test_scalars(progress["members"], "untrained"))
+        out.line("untrained: test average mAP " + _mean_text(progress["members"],
+                                                             "untrained"))
 
-  def apply_evaluation(step: int, results, params, best_params):
-    """Records one evaluation of every member; saves the improved members' params."""
-    improved = [progress_lib.record_evaluation(member, record, held)
-                for member, (record, _, held) in zip(progress["members"], results)]
-    writer.write_scalars(step, _test_scalars(progress["members"], "last"))
-    for m, (_, detections, _) in enumerate(results):
-      if step == config.num_steps and is_chief:
-        report.write_predictions(workdir, _name("last", m, len(members)), step,
-                                 detections)
-    if any(improved):
-      # A new buffer (never the donated state's own) holding each member's best.
-      best_params = _keep_improved(jnp.asarray(improved), params,
-                                   params if best_params is None else best_params)
-      ckpts.save_best(step, best_params,
-                      progress_lib.best_checkpoint_record(progress["members"]))
+    def apply_evaluation(step: int, results, params, best_params):
+      """Records one evaluation of every member; saves the improved members' params."""
+      improved = [progress_lib.record_evaluation(member, record, held)
+                  for member, (record, _, held) in zip(progress["members"], results)]
+      writer.write_scalars(step, _test_scalars(progress["members"], "last"))
       for m, (_, detections, _) in enumerate(results):
-        if improved[m] and is_chief:
-          report.write_predictions(workdir, _name("best", m, len(members)), step,
+        if step == config.num_steps and is_chief:
+          report.write_predictions(workdir, _name("last", m, len(members)), step,
                                    detections)
-    out.evaluation(step, _mean(progress["members"], "last"),
-                   _mean(progress["members"], "best"),
-                   max(progress_lib.best_steps(progress["members"])))
-    return best_params
+      if any(improved):
+        # A new buffer (never the donated state's own) holding each member's best.
+        best_params = _keep_improved(jnp.asarray(improved), params,
+                                     params if best_params is None else best_params)
+        ckpts.save_best(step, best_params,
+                        progress_lib.best_checkpoint_record(progress["members"]))
+        for m, (_, detections, _) in enumerate(results):
+          if improved[m] and is_chief:
+            report.write_predictions(workdir, _name("best", m, len(members)), step,
+                                     detections)
+      out.evaluation(step, _mean(progress["members"], "last"),
+                     _mean(progress["members"], "best"),
+                     max(progress_lib.best_steps(progress["members"])))
+      return best_params
 
-  # 4. Train.
-  progress["config"] = config.to_dict()
-  train_iter = members_batches(train_source, members, config, start_step,
-                               variant.sampling, mesh)
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
-  watch = preemption.PreemptionWatch()
-  pending = []   # (step, device metrics [K]) since the last host sync.
-  status, step = "completed", start_step
-  out.start(start_step)
-  try:
-    with metric_writers.ensure_flushes(writer):
-      for step in range(start_step + 1, config.num_steps + 1):
-        # `step` counts the steps done once this one is: the batch is number step - 1.
-        with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          state, metrics = train_step(state, next(train_iter), dropout_keys, hparams)
-          pending.append((step, metrics))
-        report_progress(step)
+    # 4. Train.
+    progress["config"] = config.to_dict()
+    train_iter = members_batches(train_source, members, config, start_step,
+                                 variant.sampling, mesh)
+    report_progress = periodic_actions.ReportProgress(
+        num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
+    watch = preemption.PreemptionWatch()
+    pending = []   # (step, device metrics [K]) since the last host sync.
+    status, step = "completed", start_step
+    out.start(start_step)
+    try:
+      with metric_writers.ensure_flushes(writer):
+        for step in range(start_step + 1, config.num_steps + 1):
+          # `step` counts the steps done once this one is: the batch is number step - 1.
+          with jax.profiler.StepTraceAnnotation("train", step_num=step):
+            state, metrics = train_step(state, next(train_iter), dropout_keys, hparams)
+            pending.append((step, metrics))
+          report_progress(step)
 
-        is_last = step == config.num_steps
-        preempted = watch.reached(step)
-        evaluate_now = is_last or (step >= config.eval_start_step
-                                   and step % config.eval_every == 0)
-        save = is_last or preempted or step % config.checkpoint_every == 0
-        if evaluate_now or save or step % config.log_every == 0:
-          means = step_metrics.sync_train_metrics(writer, pending, seeds,
-                                                  ckpts.latest_step(), ckpts.latest_dir)
-          pending = []
-          for member, member_means in zip(progress["members"], means):
-            member["train_history"].append(dict(step=step, **member_means))
-          if step % config.log_every == 0 or is_last:
-            out.step(step, config.num_steps,
-                     float(np.mean([mm["loss"] for mm in means])))
+          is_last = step == config.num_steps
+          preempted = watch.reached(step)
+          evaluate_now = is_last or (step >= config.eval_start_step
+                                     and step % config.eval_every == 0)
+          save = is_last or preempted or step % config.checkpoint_every == 0
+          if evaluate_now or save or step % config.log_every == 0:
+            means = step_metrics.sync_train_metrics(writer, pending, seeds,
+                                                    ckpts.latest_step(), ckpts.latest_dir)
+            pending = []
+            for member, member_means in zip(progress["members"], means):
+              member["train_history"].append(dict(step=step, **member_means))
+            if step % config.log_every == 0 or is_last:
+              out.step(step, config.num_steps,
+                       float(np.mean([mm["loss"] for mm in means])))
 
-        if evaluate_now:
-          with report_progress.timed("eval"):
-            submit_evaluation(state.params, step,
-                              None if pool.workers == 0 else _copy(state.params))
-        for done, results, snapshot in pool.ready(wait=save or pool.full()):
-          best_params = apply_evaluation(done, member_results(results),
-                                         state.params if snapshot is None else snapshot,
-                                         best_params)
+          if evaluate_now:
+            with report_progress.timed("eval"):
+              submit_evaluation(state.params, step,
+                                None if pool.workers == 0 else _copy(state.params))
+          for done, results, snapshot in pool.ready(wait=save or pool.full()):
+            best_params = apply_evaluation(done, member_results(results),
+                                           state.params if snapshot is None else snapshot,
+                                           best_params)
 
-        if save:
-          if not bool(step_metrics.all_finite(state.params)):
-            raise errors.NonFiniteLossError(
-                f"the parameters hold NaN or infinite values at step {step}; the run "
-                f"stopped without saving them (last good checkpoint: step "
-                f"{ckpts.latest_step()} in {ckpts.latest_dir})")
-          with report_progress.timed("checkpoint"):
-            ckpts.save_latest(step, state, progress)
+          if save:
+            if not bool(step_metrics.all_finite(state.params)):
+              raise errors.NonFiniteLossError(
+                  f"the parameters hold NaN or infinite values at step {step}; the run "
+                  f"stopped without saving them (last good checkpoint: step "
+                  f"{ckpts.latest_step()} in {ckpts.latest_dir})")
+            with report_progress.timed("checkpoint"):
+              ckpts.save_latest(step, state, progress)
 
-        if preempted and not is_last:
-          status = "preempted"
-          logging.warning("SIGTERM: saved the checkpoint of step %d in %s; run the "
-                          "same command to resume.", step, ckpts.latest_dir)
-          break
-  finally:
-    pool.close()
-    watch.close()
-    ckpts.close()   # Waits for the saves in flight: they hold good states only.
-    if status != "completed" or sys.exc_info()[0] is not None:
-      console.close_log_file(log_file)
+          if preempted and not is_last:
+            status = "preempted"
+            logging.warning("SIGTERM: saved the checkpoint of step %d in %s; run the "
+                            "same command to resume.", step, ckpts.latest_dir)
+            break
+    finally:
+      pool.close()
+      watch.close()
+      ckpts.close()   # Waits for the saves in flight: they hold good states only.
+      if status != "completed" or sys.exc_info()[0] is not None:
+        console.close_log_file(log_file)
 
-  # 5. Report.
-  if status == "preempted":
-    return RunResult(status, step, {}, "")
-  table, metrics = report.final_report(
-      progress, title=report.run_title(config, source, variant),
-      eval_every=config.eval_every, eval_start_step=config.eval_start_step,
-      holdout_fraction=config.holdout_fraction)
-  if is_chief:
-    print(table, flush=True)
-    report.write_json(os.path.join(workdir, "metrics.json"),
-                      dict(metrics, config=config.to_dict(),
-                           sal=dataclasses.asdict(variant)))
-    with open(os.path.join(workdir, "report.txt"), "w", encoding="utf-8") as f:
-      f.write(table + "\n")
-  writer.close()
-  console.close_log_file(log_file)
-  return RunResult(status, step, metrics, table)
+    # 5. Report.
+    if status == "preempted":
+      return RunResult(status, step, {}, "")
+    table, metrics = report.final_report(
+        progress, title=report.run_title(config, source, variant),
+        eval_every=config.eval_every, eval_start_step=config.eval_start_step,
+        holdout_fraction=config.holdout_fraction)
+    if is_chief:
+      print(table, flush=True)
+      report.write_json(os.path.join(workdir, "metrics.json"),
+                        dict(metrics, config=config.to_dict(),
+                             sal=dataclasses.asdict(variant)))
+      with open(os.path.join(workdir, "report.txt"), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    writer.close()
+    console.close_log_file(log_file)
+    return RunResult(status, step, metrics, table)
 
 
 def _name(which: str, m: int, num_members: int) -> str:
