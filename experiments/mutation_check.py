@@ -169,10 +169,10 @@ MUTATIONS: Tuple[Mutation, ...] = (
        "index = batch * local + process_index * local + row", "input_pipeline"),
     # salx/app
     _m("resume_one_step_late", "app/train.py",
-       "start_step = int(jax.device_get(state.step))",
-       "start_step = int(jax.device_get(state.step)) + 1",
+       "start_step = int(jax.device_get(state.step)[0])",
+       "start_step = int(jax.device_get(state.step)[0]) + 1",
        "train::test_run_killed_with_sigkill_resumes_to_the_same_metrics"),
-    _m("evaluator_keeps_only_unevaluated_classes", "app/evaluator.py",
+    _m("evaluator_keeps_only_unevaluated_classes", "app/scoring.py",
        "~np.isin(detections.label, self.unevaluated)",
        "np.isin(detections.label, self.unevaluated)",
        "train::test_classes_without_test_instances_are_left_out"),
