@@ -95,11 +95,13 @@ def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config.init_checkpoint: {path} does not exist")
   params = convert.load_official_checkpoint(path)
-  differences = _shape_differences(params, template)
+  differences = sorted(_shape_differences(params, template),
+                       key=lambda d: not d.startswith("fc1/"))   # FC1 holds H^3.
   if differences:
+    more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
     raise ConfigError(f"config.init_checkpoint: {path} does not fit the config: "
-                      + "; ".join(differences[:6]) + " (set config.hidden_dim, "
-                      "feature_dim, num_classes and the code path to the file's)")
+                      + "; ".join(differences[:4]) + more + "; set config.hidden_dim, "
+                      "feature_dim, num_classes and the code path to the file's")
   params = jax.tree_util.tree_map(lambda x, t: np.asarray(x, t.dtype), params, template)
   return sharding.replicate(params, mesh), f"the official checkpoint {path}"
 
