@@ -9,6 +9,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -200,3 +201,33 @@ def test_evaluate_without_a_run_creates_nothing(tmp_path):
   code, err = _cli(tmp_path, "--mode=evaluate")
   assert code == main.EXIT_BAD_INPUT and "no best checkpoint to evaluate" in err
   assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_an_error_in_the_training_loop_exits_promptly_with_one_line(data, tmp_path):
+  name = _first_video(data, "train")
+  path = data / "features" / "train" / "rgb" / f"{name}.npy"
+  features = np.load(path)
+  features[:] = np.nan
+  np.save(path, features)
+  args = [sys.executable, "-m", "salx.main", "--config=configs/thumos.py",
+          f"--workdir={tmp_path / 'run'}", f"--config.data_dir={data}",
+          "--config.check_data=none", "--config.feature_dim=64", "--config.hidden_dim=8",
+          "--config.num_segments=32", "--config.batch_size=4", "--config.num_steps=50",
+          "--config.log_every=5", "--config.eval_untrained=False"]
+  started = time.monotonic()
+  proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                             "HOME": str(tmp_path)})
+  code, err = proc.returncode, proc.stderr
+  assert code == main.EXIT_DIVERGED, err[-2000:]
+  assert err.strip().splitlines()[-1].startswith(
+      "salx: training stopped: the training batch of step")
+  assert sum(l.startswith("salx:") for l in err.splitlines()) == 1
+  assert "Traceback" not in err
+  assert time.monotonic() - started < 90   # No background thread keeps it alive.
+
+
+def test_reports_are_readable_by_everyone(tmp_path):
+  from salx.app import report  # pylint: disable=g-import-not-at-top
+  report.write_json(str(tmp_path / "metrics.json"), {"a": 1})
+  assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
