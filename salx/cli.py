@@ -1,20 +1,23 @@
 """What every salx command shares: absl flag parsing with salx's exit-code rule.
 
-`run(main)` runs an absl `main(argv)`: `--help` (and `--helpshort`, `--helpfull`)
-print the flags and exit 0; a bad flag or flag value prints one line naming it and
-exits 2; `main`'s own exit status is passed through.
+`run(main)` runs an absl `main(argv)` on the global flags (`python -m salx.main`,
+`python -m salx.visualize`); `parse_command` parses a command's own private flags
+(`salx.evaluate`, `salx.datasets.check`, `salx.datasets.synthetic`, which can be
+called as functions). Either way `--help` (and `-h`, `--helpshort`, `--helpfull`)
+prints the flags and exits 0, and a bad flag or flag value prints one line naming it
+and exits 2.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Callable, List
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import app
 from absl import flags
 
 EXIT_BAD_INPUT = 2
-_HELP = ("--help", "-?", "--helpshort", "--helpfull")
+_HELP = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
 def fail(text: str, code: int = EXIT_BAD_INPUT) -> int:
@@ -25,6 +28,43 @@ def fail(text: str, code: int = EXIT_BAD_INPUT) -> int:
 
 def _one_line(error: BaseException) -> str:
   return " ".join(str(error).split())
+
+
+def command_error(prog: str, message, code: int = EXIT_BAD_INPUT) -> int:
+  """Prints `<prog>: error: <message>` as one line on stderr; returns `code`."""
+  print(f"{prog}: error: {_one_line(message)}", file=sys.stderr, flush=True)
+  return code
+
+
+def parse_command(prog: str, doc: str, define: Callable[[flags.FlagValues], None],
+                  argv: Sequence[str]) -> Tuple[Optional[flags.FlagValues], int]:
+  """A command's own flags, parsed from `argv` (without the program name).
+
+  Args:
+    prog: the command as typed ('python -m salx.evaluate'), for messages.
+    doc: the command's docstring, printed above the flags by --help.
+    define: defines the flags on the FlagValues it is given.
+
+  Returns:
+    (the flag values, 0), or (None, exit status) after --help (0) or after one
+    line for a bad or stray argument (2).
+  """
+  argv = list(argv)
+  values = flags.FlagValues()
+  define(values)
+  options = argv[:argv.index("--")] if "--" in argv else argv
+  if any(a.split("=")[0] in _HELP for a in options):
+    print((doc or "").strip() + "\n\nFlags:\n"
+          + values.get_help(include_special_flags=False), flush=True)
+    return None, 0
+  try:
+    rest = values([prog] + argv)[1:]
+  except flags.Error as e:
+    return None, command_error(prog, f"{_one_line(e)} (see --help)")
+  if rest:
+    return None, command_error(prog, f"unexpected arguments {rest}; every input is a "
+                               "--flag")
+  return values, 0
 
 
 def parse_flags(argv: List[str]) -> List[str]:

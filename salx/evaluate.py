@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 
 from absl import flags
 
+from salx import cli
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as ground_truth_lib
 from salx.postprocess.detections import Detections
@@ -29,7 +30,6 @@ from salx.postprocess.inputs import EvalInputError
 
 _PROG = "python -m salx.evaluate"
 EXIT_BAD_INPUT = 2
-_HELP = ("--help", "-h", "--helpshort", "--helpfull", "-?")
 
 
 def parse_tiou(text: str) -> List[float]:
@@ -81,25 +81,16 @@ def _define_flags(values: flags.FlagValues) -> None:
   flags.mark_flags_as_required(["ground_truth", "predictions"], flag_values=values)
 
 
-def _error(message: str, code: int = EXIT_BAD_INPUT) -> int:
-  print(f"{_PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
-  return code
+def _error(message, code: int = EXIT_BAD_INPUT) -> int:
+  return cli.command_error(_PROG, message, code)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command on `argv` (the arguments, without the program name)."""
-  argv = list(sys.argv[1:] if argv is None else argv)
-  values = flags.FlagValues()
-  _define_flags(values)
-  if any(a in _HELP for a in argv[:argv.index("--") if "--" in argv else None]):
-    print(__doc__.strip() + "\n\nFlags:\n" + values.get_help(include_special_flags=False))
-    return 0
-  try:
-    extra = values([_PROG] + argv)[1:]
-  except flags.Error as e:
-    return _error(e)
-  if extra:
-    return _error(f"unexpected arguments {extra}; every input is a --flag")
+  values, status = cli.parse_command(_PROG, __doc__, _define_flags,
+                                     sys.argv[1:] if argv is None else argv)
+  if values is None:
+    return status
   try:
     ground_truth = ground_truth_lib.load_ground_truth(values.ground_truth, values.subset)
     detections = Detections.from_json(values.predictions)

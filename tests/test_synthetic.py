@@ -193,7 +193,7 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path, monkeypatch, capsys, a
   captured = capsys.readouterr()
   assert captured.out == ""
   lines = captured.err.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
+  assert len(lines) == 1 and lines[0].startswith("python -m salx.datasets.synthetic: error: ") and named in lines[0]
   assert not (tmp_path / "x").exists()
 
 

@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 
 from absl import flags
 
+from salx import cli
 from salx.datasets import layouts
 from salx.datasets import validate
 
@@ -39,38 +40,18 @@ def _define_flags(flag_values: flags.FlagValues) -> None:
   flags.DEFINE_float("duration_tolerance", validate.DEFAULT_DURATION_TOLERANCE,
                      "Seconds a segment may end after the video's duration.",
                      flag_values=flag_values)
-  flags.DEFINE_boolean("help", False, "Show this help and exit.", short_name="h",
-                       flag_values=flag_values)
-
-
-def _flags_help(flag_values: flags.FlagValues) -> str:
-  lines = ["Flags:"]
-  for name in _FLAG_NAMES:
-    flag = flag_values[name]
-    default = "" if flag.default is None else f" (default: {flag.default_as_str})"
-    lines.append(f"  --{name}: {flag.help}{default}")
-  return "\n".join(lines)
 
 
 def _usage_error(message: str) -> int:
-  print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
-  return EXIT_BAD_INPUT
+  return cli.command_error(PROG, f"{message} (see --help)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command on `argv` (the flags, without the program name)."""
-  argv = sys.argv[1:] if argv is None else list(argv)
-  values = flags.FlagValues()
-  _define_flags(values)
-  try:
-    rest = values([PROG] + argv)
-  except flags.Error as e:
-    return _usage_error(str(e))
-  if values.help:
-    print(__doc__.strip(), _flags_help(values), sep="\n\n")
-    return 0
-  if len(rest) > 1:
-    return _usage_error(f"unexpected arguments {rest[1:]}")
+  values, status = cli.parse_command(PROG, __doc__, _define_flags,
+                                     sys.argv[1:] if argv is None else argv)
+  if values is None:
+    return status
   for name in ("dataset", "data_dir"):
     if values[name].value is None:
       return _usage_error(f"--{name} is required")
@@ -78,8 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return validate.report(values.data_dir, values.dataset, values.layout,
                            values.duration_tolerance)
   except validate.UnusableFolderError as e:
-    print(f"{PROG}: error: {e}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return cli.command_error(PROG, e)
   except Exception as e:  # pylint: disable=broad-except
     print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
     return EXIT_INTERNAL_ERROR

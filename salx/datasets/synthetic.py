@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 from absl import flags
 
 from salx.core import constants
+from salx import cli
 from salx.datasets import layouts
 from salx.datasets import synthesis
 from salx.datasets.errors import DataError
 
 _PROGRAM = "python -m salx.datasets.synthetic"
-_HELP_FLAGS = ("-h", "--help", "-?", "--helpfull", "--helpshort")
 
 
 def _define_flags(values: flags.FlagValues) -> None:
@@ -57,36 +57,13 @@ def _define_flags(values: flags.FlagValues) -> None:
            flag_values=values)
 
 
-def _help(values: flags.FlagValues) -> str:
-  """The docstring, then one line per flag in the order they are defined."""
-  lines = [(__doc__ or "").strip(), "", "Flags:"]
-  for flag_list in values.flags_by_module_dict().values():
-    for flag in flag_list:
-      default = "" if flag.default is None else f" (default {flag.default})"
-      lines.append(f"  --{flag.name}: {flag.help}{default}")
-  return "\n".join(lines)
-
-
-def _parse(argv: Sequence[str]) -> flags.FlagValues:
-  """The parsed flags; a flags.Error (one line) for bad or stray arguments."""
-  values = flags.FlagValues()
-  _define_flags(values)
-  rest: List[str] = values([_PROGRAM, *argv])[1:]
-  if rest:
-    raise flags.Error(f"unexpected arguments {rest}; every input is a --flag")
-  return values
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the command on `argv` (without the program name); returns the exit status."""
-  argv = list(sys.argv[1:] if argv is None else argv)
-  if any(arg in _HELP_FLAGS for arg in argv):
-    values = flags.FlagValues()
-    _define_flags(values)
-    print(_help(values))
-    return 0
+  args, status = cli.parse_command(_PROGRAM, __doc__, _define_flags,
+                                   sys.argv[1:] if argv is None else argv)
+  if args is None:
+    return status
   try:
-    args = _parse(argv)
     overrides = {f.name: args[f.name].value
                  for f in dataclasses.fields(synthesis.SyntheticSpec)
                  if args[f.name].value is not None}
@@ -100,10 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         max_snippets=args.max_snippets, overwrite=args.overwrite)
     source = layouts.open_source(path, args.dataset, args.layout,
                                 feature_dim=spec.feature_dim)
-  except (flags.Error, DataError, ValueError) as e:
-    message = " ".join(str(e).split())
-    print(f"error: {message} (see {_PROGRAM} --help)", file=sys.stderr)
-    return 2
+  except (DataError, ValueError) as e:
+    return cli.command_error(_PROGRAM, f"{e} (see --help)")
   counts = {s: len(source.video_names(s)) for s in constants.SPLITS}
   print(f"wrote {path} ({args.layout} layout, {len(source.class_names)} classes, "
         f"{counts['train']} train / {counts['test']} test videos)")
