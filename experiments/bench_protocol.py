@@ -1,291 +1,295 @@
-"""Times the authors' full THUMOS14 protocol end to end on real-size synthetic data.
+"""Times the trainer on the authors' full THUMOS14 protocol, on real-size synthetic data.
 
-    python experiments/bench_protocol.py                      # the whole protocol
-    python experiments/bench_protocol.py --fraction=0.02      # a part, extrapolated
+    python experiments/bench_protocol.py                          # the whole protocol
+    python experiments/bench_protocol.py --fraction=0.02          # a part, extrapolated
+    python experiments/bench_protocol.py --num_seeds=4 --eval_workers=8
 
-The protocol of the released code (SPEC 2.10): 10,000 steps at batch 2 over the
-200 training videos (random-perturb sampling to T = 750), and from the second epoch
-on, every 10 steps, localization and evaluation of all 210 test videos, keeping the
-best step by average mAP. The dataset copies THUMOS14's real videos, lengths and
-instances from the public annotations (gt.json, true durations from
-video_info.csv) with synthetic 2048-d features held in memory; batches are fed
-from numpy (no TensorFlow needed).
+The run is `salx.app.train.train_and_evaluate` (what `python -m salx.main` runs)
+with configs/thumos.py: 10,000 steps at batch 2 over the 200 training videos
+(random-perturb sampling to T = 750), the test split (210 videos) evaluated every
+10 steps from the end of the first epoch (step 100) and at the last step, the
+untrained members evaluated first, checkpoints every 500 steps, K members with
+--num_seeds. The data folder copies THUMOS14's videos, lengths and instances from
+the public annotations (gt.json, true durations from video_info.csv beside it) with
+synthetic 2048-d features; without annotations (--annotations=) it holds
+--num_train / --num_test synthetic videos of 30 to 1,500 snippets. It is made once
+into --data_dir (default: a folder under ~/.cache/salx named by its arguments).
 
-The model runs on the accelerator; each evaluation's forward pass is dispatched
-there at its step, and localization + evaluation (CPU work) run in a pool of
-worker processes while training continues. The best step's params are kept as a
-device copy until its score is known. Prints one line:
+Prints the trainer's own output, then one line:
 
-    protocol steps=N evals=E fraction=F devices=D backend=X dtype=T workers=W
-      data_s=... first_epoch_s_per_step=... wall_s=... extrapolated_full_s=...
-      best_step=... best_avg_map=... last_avg_map=...
+    protocol steps=N evals=E members=K fraction=F devices=D backend=X dtype=T
+      eval_workers=W data_s=... setup_s=... step_s=... eval_s=... saves_s=...
+      wall_s=... full_evals=... extrapolated_full_s=... last_avg_map=...
+      best_avg_map=...
 
-wall_s is the measured time of the run (training + all evaluations, data
-generation excluded); extrapolated_full_s scales the post-first-epoch part to the
-full 9,900 steps and 990 evaluations (equal to wall_s when --fraction=1).
+wall_s is the time of the train_and_evaluate call (data generation, data_s,
+excluded); setup_s its part before the first step (data check, init, untrained
+evaluation), the first step compiling. The trainer's evaluations
+(SplitEvaluator.evaluate_members) and checkpoint calls are timed from outside:
+eval_s is the mean time of an evaluation in the loop, saves_s the total of the
+checkpoint calls, and step_s the rest of the loop per step after the first.
+extrapolated_full_s adds the steps, evaluations (full_evals of the 10,000-step
+schedule, the untrained one included) and scheduled checkpoints that the run left
+out to wall_s (equal to it when --fraction=1); the saves of a new best step are
+not extrapolated (their number depends on the scores). last_avg_map and
+best_avg_map are the members' mean average mAP(0.1:0.7) at the last and the best
+step.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import concurrent.futures
-import multiprocessing
+import contextlib
+import dataclasses
+import hashlib
+import json
 import os
-import queue
+import shutil
 import sys
-import threading
+import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from salx.postprocess import ap  # noqa: E402
-from salx.postprocess import ground_truth  # noqa: E402
-from salx.postprocess import localization  # noqa: E402
-from salx.core import sharding
-from salx.core import variants  # noqa: E402
-from salx.datasets import sampling, synthesis  # noqa: E402
-from salx.core.model import build_model  # noqa: E402
-from salx.core.train_step import create_train_state, make_eval_forward, make_train_step  # noqa: E402
-
-FULL_STEPS, BATCH, EVAL_EVERY = 10_000, 2, 10
-
-# ---------------------------------------------------------------------------
-# Evaluation workers (CPU processes: localization + AP of one evaluation).
-
-_WORKER = {}
+FULL_STEPS = 10_000
+# The synthetic videos' length range (snippets) without annotations: log-uniform,
+# 370 on average, as THUMOS14's 333.
+SYNTHETIC_LENGTHS = (30, 1500)
 
 
-def _worker_init(gt_json, class_names):
-  _WORKER["gt"] = ground_truth.load_ground_truth(gt_json, "test")
-  _WORKER["classes"] = class_names
+def default_annotations() -> str:
+  """thumos14/gt.json under $SALX_DATA_DIR or shared/data beside a folder above the
+  repository; '' when there is none."""
+  roots = [os.environ["SALX_DATA_DIR"]] if os.environ.get("SALX_DATA_DIR") else []
+  parent = ROOT
+  while os.path.dirname(parent) != parent:
+    parent = os.path.dirname(parent)
+    roots.append(os.path.join(parent, "shared", "data"))
+  for root in roots:
+    path = os.path.join(root, "thumos14", "gt.json")
+    if os.path.isfile(path):
+      return path
+  return ""
 
 
-def _worker_evaluate(step, outputs):
-  localized = localization.localize(**outputs, variant=variants.THUMOS14,
-                                    class_names=_WORKER["classes"])
-  result = ap.evaluate_detections(_WORKER["gt"], localized.detections,
-                                  variants.THUMOS14.tiou_thresholds)
-  return step, float(result.average_mAP)
+def make_data(args) -> str:
+  """The data folder of the run (made once; a folder made with the same arguments
+  is reused)."""
+  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
+  low, high = SYNTHETIC_LENGTHS
+  spec = synthesis.SyntheticSpec(seed=args.seed, num_classes=20, num_train=args.num_train,
+                                 num_test=args.num_test, min_length=low, max_length=high,
+                                 feature_dim=args.feature_dim)
+  video_info = None
+  if args.annotations:
+    candidate = os.path.join(os.path.dirname(args.annotations), "video_info.csv")
+    video_info = candidate if os.path.isfile(candidate) else None
+  data_dir = args.data_dir
+  if not data_dir:
+    key = json.dumps([dataclasses.asdict(spec), os.path.abspath(args.annotations or "."),
+                      video_info, args.max_snippets], sort_keys=True)
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    data_dir = os.path.join(cache, "salx", "bench-protocol-"
+                            + hashlib.sha256(key.encode()).hexdigest()[:12])
+  return synthesis.make_synthetic_dataset(
+      data_dir, spec, "sal", args.annotations or None, dataset="thumos14",
+      video_info=video_info, max_snippets=args.max_snippets if args.annotations else None)
 
 
-# ---------------------------------------------------------------------------
-# Data.
+def make_config(args, data_dir: str, num_steps: int):
+  """configs/thumos.py at the flags' sizes, its first evaluation after one epoch."""
+  import configs.thumos  # pylint: disable=g-import-not-at-top
+  from salx.datasets import layouts  # pylint: disable=g-import-not-at-top
+  config = configs.thumos.get_config()
+  num_train = len(layouts.open_source(data_dir, "thumos14", "sal",
+                                      feature_dim=args.feature_dim).video_names("train"))
+  config.update(dict(
+      data_dir=data_dir, layout="sal", feature_dim=args.feature_dim,
+      hidden_dim=args.hidden_dim, num_segments=args.num_segments, num_steps=num_steps,
+      num_seeds=args.num_seeds, eval_workers=args.eval_workers,
+      compute_dtype=args.dtype, seed=args.seed,
+      eval_start_step=max(1, num_train // config.batch_size)))
+  return config
 
 
-def make_data(annotations, video_info, seed):
-  """(train features list, test features [210, T, D], test lengths, test names,
-  train labels [N, C], ground-truth JSON, class names)."""
-  spec = synthesis.SyntheticSpec(seed=seed)
-  plans, class_names = synthesis.plan_from_annotations(annotations, "thumos14",
-                                                       video_info=video_info)
-  records = list(synthesis.generate_records(plans, class_names, spec))
-  train = [r for r, p in zip(records, plans) if p.split == "train"]
-  test = [r for r, p in zip(records, plans) if p.split == "test"]
-  t = variants.THUMOS14.num_segments
-  test_features = np.stack([r.features[sampling.uniform_indices(r.num_snippets, t)]
-                            for r in test])
-  database = {}
-  for r, p in zip(records, plans):
-    if p.split == "test":
-      database[r.name] = {"subset": "test", "annotations": [
-          {"label": label, "segment": [float(s), float(e)]}
-          for label, (s, e) in zip(r.segment_labels, r.segments)]}
-  return (train, test_features, [r.num_snippets for r in test], [r.name for r in test],
-          {"database": database}, class_names)
+def evaluation_steps(config, num_steps: int) -> int:
+  """Evaluations of a run of `num_steps`, the untrained one included (the trainer's
+  schedule)."""
+  return int(config.eval_untrained) + sum(
+      1 for s in range(1, num_steps + 1)
+      if s == num_steps or (s >= config.eval_start_step and s % config.eval_every == 0))
 
 
-def train_batches(train, seed, start, stop):
-  """Yields (step, {'features' [2, T, D], 'labels' [2, C]}): shuffled epochs,
-  random-perturb sampling (SPEC 2.9), a pure function of (seed, step).
-
-  The random streams are those of salx.datasets.input_pipeline (epoch order from
-  [seed, 0, epoch], the sampling of position p of the epoch from [seed, 1, epoch, p]),
-  so these are the trainer's batches, made without TensorFlow.
-  """
-  t = variants.THUMOS14.num_segments
-  per_epoch = len(train) // BATCH
-  for step in range(start, stop):
-    epoch, slot = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, 0, epoch]).permutation(len(train))
-    rows = order[slot * BATCH:(slot + 1) * BATCH]
-    feats = [train[i].features[sampling.random_perturb_indices(
-        train[i].num_snippets, t,
-        np.random.default_rng([seed, 1, epoch, slot * BATCH + j]))]
-             for j, i in enumerate(rows)]
-    yield step, {"features": np.stack(feats),
-                 "labels": np.stack([train[i].labels for i in rows])}
+def checkpoint_steps(config, num_steps: int) -> int:
+  """Scheduled saves of the latest state in a run of `num_steps`."""
+  return num_steps // config.checkpoint_every + int(num_steps % config.checkpoint_every > 0)
 
 
-def prefetch(iterator, size=8):
-  """Runs `iterator` in a thread, `size` items ahead."""
-  q = queue.Queue(maxsize=size)
-  done = object()
+class Clock:
+  """(start, end) times of the trainer's calls, by kind."""
 
-  def fill():
-    for item in iterator:
-      q.put(item)
-    q.put(done)
+  def __init__(self):
+    self.calls = {"first_step": [], "evaluation": [], "save": [], "latest": []}
 
-  threading.Thread(target=fill, daemon=True).start()
-  while (item := q.get()) is not done:
-    yield item
+  def total(self, kind: str, after: float = 0.0) -> float:
+    return sum(end - start for start, end in self.calls[kind] if start >= after)
+
+  def count(self, kind: str, after: float = 0.0) -> int:
+    return sum(1 for start, _ in self.calls[kind] if start >= after)
+
+  def timed(self, kinds, fn, block=False):
+    def wrapper(*args, **kwargs):
+      start = time.perf_counter()
+      out = fn(*args, **kwargs)
+      if block:
+        import jax  # pylint: disable=g-import-not-at-top
+        out = jax.block_until_ready(out)
+      for kind in kinds:
+        self.calls[kind].append((start, time.perf_counter()))
+      return out
+    return wrapper
 
 
-# ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def clocked(clock: Clock):
+  """Times the trainer's evaluations, checkpoint calls and first (compiling) step,
+  which is run to completion; every call does what it did."""
+  from salx.app import checkpoint  # pylint: disable=g-import-not-at-top
+  from salx.app import evaluator  # pylint: disable=g-import-not-at-top
+  from salx.core import sharding  # pylint: disable=g-import-not-at-top
+  jit_step = sharding.jit_members_step
+
+  def jit_members_step(*args, **kwargs):
+    step = jit_step(*args, **kwargs)
+    first = clock.timed(["first_step"], step, block=True)
+    return lambda *a: (first if not clock.calls["first_step"] else step)(*a)
+
+  patches = [(sharding, "jit_members_step", jit_members_step),
+             (evaluator.SplitEvaluator, "evaluate_members", clock.timed(
+                 ["evaluation"], evaluator.SplitEvaluator.evaluate_members))]
+  patches += [(checkpoint.RunCheckpoints, name, clock.timed(
+      ["save", "latest"] if name == "save_latest" else ["save"],
+      getattr(checkpoint.RunCheckpoints, name)))
+              for name in ("save_latest", "save_best", "close")]
+  saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+  try:
+    for owner, name, value in patches:
+      setattr(owner, name, value)
+    yield clock
+  finally:
+    for owner, name, value in saved:
+      setattr(owner, name, value)
 
 
-def run(args):
-  variant = variants.THUMOS14
-  num_steps = max(1, int(round(args.fraction * FULL_STEPS)))
+def run(args) -> str:
+  """Makes the data, trains and evaluates, and returns the result line."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  from salx import cli  # pylint: disable=g-import-not-at-top
+  cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
+  from salx.app import console  # pylint: disable=g-import-not-at-top
+  from salx.app import train  # pylint: disable=g-import-not-at-top
+  # As `python -m salx.main`: the console shows warnings, workdir/log.txt everything.
+  flags.FLAGS.mark_as_parsed()
+  logging.use_absl_handler()
+  console.show_library_logs(False)
+
+  num_steps = int(round(args.fraction * FULL_STEPS))
   start = time.perf_counter()
-  train, test_x, test_lengths, test_names, gt_json, class_names = make_data(
-      args.annotations, args.video_info, args.seed)
+  data_dir = make_data(args)
   data_s = time.perf_counter() - start
-  per_epoch = len(train) // BATCH
+  config = make_config(args, data_dir, num_steps)
+  workdir = args.workdir or tempfile.mkdtemp(prefix="bench-protocol-")
+  clock = Clock()
+  try:
+    with clocked(clock):
+      t0 = time.perf_counter()
+      result = train.train_and_evaluate(config, workdir)
+      wall_s = time.perf_counter() - t0
+  finally:
+    if not args.workdir:
+      shutil.rmtree(workdir, ignore_errors=True)
 
-  compute_dtype = {"float32": None, "bfloat16": jnp.bfloat16}[args.dtype]
-  model = build_model(len(class_names), variant, dtype=compute_dtype)
-  mesh = sharding.make_mesh()
-  state = sharding.replicate(create_train_state(model, variant, jax.random.key(args.seed)),
-                             mesh)
-  step_fn = sharding.jit_train_step(make_train_step(model, variant), mesh)
-  forward = sharding.jit_eval_forward(make_eval_forward(model), mesh)
-  copy_params = jax.jit(lambda p: jax.tree_util.tree_map(jnp.copy, p))
-  rng = jax.random.key(args.seed + 1)
-
-  # The sampled test set lives on the device; forward in chunks of --eval_batch.
-  num_devices = mesh.devices.size
-  chunk = -(-args.eval_batch // num_devices) * num_devices
-  padded = -(-len(test_x) // chunk) * chunk
-  x = np.zeros((padded,) + test_x.shape[1:], np.float32)
-  x[:len(test_x)] = test_x
-  mask = np.zeros(x.shape[:2], np.float32)
-  mask[:len(test_x)] = 1
-  test_chunks = [sharding.global_batch({"x": x[i:i + chunk], "m": mask[i:i + chunk]},
-                                       mesh) for i in range(0, padded, chunk)]
-
-  def eval_outputs(params):
-    return [forward(params, c["x"], c["m"]) for c in test_chunks]
-
-  def host_outputs(chunks):
-    cat = jax.tree_util.tree_map(lambda *a: np.concatenate([np.asarray(b) for b in a]),
-                                 *chunks)
-    n = len(test_names)
-    return {"cas": cat.cas[:n], "action_flow": cat.action_flow[:n],
-            "action_rgb": cat.action_rgb[:n], "video_logits": cat.video_logits[:n],
-            "valid_lengths": None, "num_snippets": test_lengths, "video_names": test_names}
-
-  # Warm up (compile) outside the timed region.
-  warm_batch = next(train_batches(train, args.seed, 0, 1))[1]
-  compiled_state = step_fn(jax.tree_util.tree_map(jnp.copy, state),
-                           sharding.global_batch(warm_batch, mesh), rng)
-  jax.block_until_ready(compiled_state)
-  del compiled_state
-  jax.block_until_ready(eval_outputs(state.params))
-
-  pool = concurrent.futures.ProcessPoolExecutor(
-      args.workers, mp_context=multiprocessing.get_context("spawn"),
-      initializer=_worker_init, initargs=(gt_json, class_names))
-  list(pool.map(_worker_evaluate, [0] * args.workers,
-                [host_outputs(eval_outputs(state.params))] * args.workers))  # warm
-
-  pending = collections.deque()      # (step, device outputs, params copy)
-  futures, snapshots, scores = set(), {}, {}
-  best, best_params = (-1.0, -1), None
-  first_epoch_s = None
-
-  def submit():
-    step, outs, params = pending.popleft()
-    snapshots[step] = params
-    futures.add(pool.submit(_worker_evaluate, step, host_outputs(outs)))
-
-  def collect(wait):
-    nonlocal best, best_params
-    if wait and futures:
-      concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
-    for future in [f for f in futures if f.done()]:
-      futures.discard(future)
-      step, score = future.result()
-      scores[step] = score
-      params = snapshots.pop(step)
-      if score > best[0]:
-        best, best_params = (score, step), params
-
-  t0 = time.perf_counter()
-  for step, batch in prefetch(train_batches(train, args.seed, 0, num_steps)):
-    state, metrics = step_fn(state, sharding.global_batch(batch, mesh), rng)
-    done = step + 1
-    if done == per_epoch:
-      jax.block_until_ready(state)
-      first_epoch_s = time.perf_counter() - t0
-    if done > per_epoch and done % EVAL_EVERY == 0:
-      # Hand the previous evaluation (its forward long finished, the next steps
-      # queued on the device) to a CPU worker, then dispatch this one's forward.
-      while pending:
-        while len(futures) >= args.workers:
-          collect(wait=True)
-        submit()
-      pending.append((done, eval_outputs(state.params), copy_params(state.params)))
-    collect(wait=False)
-  while pending:
-    submit()
-  while futures:
-    collect(wait=True)
-  jax.block_until_ready((state, best_params))
-  wall_s = time.perf_counter() - t0
-  pool.shutdown()
-  loss = float(metrics["loss"])
-  if not np.isfinite(loss):
-    raise RuntimeError(f"non-finite loss {loss}")
-
-  evals = len(scores)
-  if first_epoch_s is None:  # the run ended inside the first epoch
-    first_epoch_s, per_epoch = wall_s, num_steps
-  rest_steps = num_steps - per_epoch
-  full_rest_steps = FULL_STEPS - per_epoch
-  if rest_steps > 0:
-    extrapolated = first_epoch_s + (wall_s - first_epoch_s) * full_rest_steps / rest_steps
-  else:
-    extrapolated = first_epoch_s / num_steps * FULL_STEPS  # no evaluation measured
-  last = scores[max(scores)] if scores else float("nan")
-  return (f"protocol steps={num_steps} evals={evals} fraction={args.fraction:g} "
-          f"devices={num_devices} backend={jax.default_backend()} dtype={args.dtype} "
-          f"workers={args.workers} data_s={data_s:.1f} "
-          f"first_epoch_s_per_step={first_epoch_s / per_epoch:.4f} wall_s={wall_s:.1f} "
-          f"extrapolated_full_s={extrapolated:.1f} best_step={best[1]} "
-          f"best_avg_map={best[0]:.4f} last_avg_map={last:.4f}")
+  (step_start, step_end), = clock.calls["first_step"]
+  loop_s = t0 + wall_s - step_end
+  evals, loop_evals = clock.count("evaluation"), clock.count("evaluation", step_end)
+  eval_s = clock.total("evaluation", step_end) / loop_evals
+  saves_s = clock.total("save", step_end)
+  step_s = (loop_s - clock.total("evaluation", step_end) - saves_s) / (num_steps - 1)
+  latest = clock.calls["latest"]
+  save_s = clock.total("latest") / len(latest) if latest else 0.0
+  full_evals = evaluation_steps(config, FULL_STEPS)
+  extrapolated = (wall_s + step_s * (FULL_STEPS - num_steps)
+                  + eval_s * (full_evals - evals)
+                  + save_s * (checkpoint_steps(config, FULL_STEPS) - len(latest)))
+  summary = result.metrics["summary"]
+  return (f"protocol steps={num_steps} evals={evals} members={args.num_seeds} "
+          f"fraction={args.fraction:g} devices={jax.device_count()} "
+          f"backend={jax.default_backend()} dtype={args.dtype} "
+          f"eval_workers={args.eval_workers} data_s={data_s:.1f} "
+          f"setup_s={step_start - t0:.1f} step_s={step_s:.4f} eval_s={eval_s:.3f} "
+          f"saves_s={saves_s:.1f} wall_s={wall_s:.1f} full_evals={full_evals} "
+          f"extrapolated_full_s={extrapolated:.1f} "
+          f"last_avg_map={summary['last']['average_mAP']['mean']:.4f} "
+          f"best_avg_map={summary['best']['average_mAP']['mean']:.4f}")
 
 
-def main(argv=None):
-  default_data = os.environ.get(
-      "SALX_DATA_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                    "shared", "data"))
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--fraction", type=float, default=1.0,
                       help="run this fraction of the 10,000 steps and extrapolate")
-  parser.add_argument("--annotations",
-                      default=os.path.join(default_data, "thumos14", "gt.json"))
-  parser.add_argument("--video_info",
-                      default=os.path.join(default_data, "thumos14", "video_info.csv"))
-  parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-  parser.add_argument("--workers", type=int,
-                      default=max(1, min(8, (os.cpu_count() or 2) - 2)),
-                      help="CPU processes for localization and evaluation")
-  parser.add_argument("--eval_batch", type=int, default=35,
-                      help="test videos per forward chunk")
+  parser.add_argument("--num_seeds", type=int, default=1, help="members trained at once")
+  parser.add_argument("--eval_workers", type=int, default=0,
+                      help="config.eval_workers: CPU processes for localization and AP "
+                      "(0: in the trainer's process)")
+  parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                      help="config.compute_dtype")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--annotations", default=default_annotations(),
+                      help="THUMOS14 gt.json whose videos to copy ('': synthetic videos)")
+  parser.add_argument("--max_snippets", type=int, default=None,
+                      help="crop copied videos to this many snippets")
+  parser.add_argument("--num_train", type=int, default=200,
+                      help="training videos without annotations")
+  parser.add_argument("--num_test", type=int, default=210,
+                      help="test videos without annotations")
+  parser.add_argument("--feature_dim", type=int, default=2048)
+  parser.add_argument("--hidden_dim", type=int, default=512)
+  parser.add_argument("--num_segments", type=int, default=750)
+  parser.add_argument("--data_dir", default="",
+                      help="the data folder (made there on first use)")
+  parser.add_argument("--workdir", default="",
+                      help="keep the run here (default: a temporary folder, removed)")
   args = parser.parse_args(argv)
-  for path in (args.annotations, args.video_info):
-    if not os.path.exists(path):
-      parser.error(f"{path} not found: pass --annotations/--video_info or set "
-                   "SALX_DATA_DIR to the folder holding thumos14/gt.json")
-  print(run(args), flush=True)
+  num_steps = int(round(args.fraction * FULL_STEPS))
+  if not 2 <= num_steps <= FULL_STEPS:
+    parser.error(f"--fraction={args.fraction:g} gives {num_steps} steps; it must give "
+                 f"2 to {FULL_STEPS}")
+  if args.annotations and not os.path.isfile(args.annotations):
+    parser.error(f"--annotations: {args.annotations} not found")
+  for name in ("num_seeds", "num_train", "num_test", "feature_dim", "hidden_dim",
+               "num_segments"):
+    if getattr(args, name) < 1:
+      parser.error(f"--{name} must be positive, got {getattr(args, name)}")
+  return args
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from salx.app import errors  # pylint: disable=g-import-not-at-top
+  try:
+    line = run(args)
+  except Exception as e:  # pylint: disable=broad-except
+    if not errors.is_known(e):
+      raise
+    code, text = errors.describe(e)
+    print(f"bench_protocol: {text}", file=sys.stderr, flush=True)
+    return code
+  print(line, flush=True)
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())
