@@ -24,20 +24,24 @@ from absl import logging
 
 from salx import cli
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Folder of a trained run "
-                               "(python -m salx.main --workdir). Required.")
-_OUT = flags.DEFINE_string("out", None, "Folder of the pictures (default: "
-                           "WORKDIR/plots).")
-_SPLIT = flags.DEFINE_enum("split", "test", ["train", "test"],
-                           "Split whose videos are drawn; train adds the pseudo "
-                           "labels and the adaptive mask.")
-_VIDEO = flags.DEFINE_string("video", None, "Draw only this video of the split "
-                             "(default: every video).")
-_TOP = flags.DEFINE_integer("top_per_class", 10, "Detections shown per class in a "
-                            "timeline, the best by score.", lower_bound=1)
-_THRESHOLD = flags.DEFINE_float("score_threshold", None, "Show every detection "
-                                "scoring at least this instead of the top per class.")
-flags.mark_flags_as_required(["workdir"])
+PROG = "python -m salx.visualize"
+
+
+def _define_flags(values: flags.FlagValues) -> None:
+  """The command's flags, on its own FlagValues (importing defines nothing)."""
+  flags.DEFINE_string("workdir", None, "Folder of a trained run "
+                      "(python -m salx.main --workdir). Required.", flag_values=values)
+  flags.DEFINE_string("out", None, "Folder of the pictures (default: WORKDIR/plots).",
+                      flag_values=values)
+  flags.DEFINE_enum("split", "test", ["train", "test"], "Split whose videos are drawn; "
+                    "train adds the pseudo labels and the adaptive mask.",
+                    flag_values=values)
+  flags.DEFINE_string("video", None, "Draw only this video of the split (default: "
+                      "every video).", flag_values=values)
+  flags.DEFINE_integer("top_per_class", 10, "Detections shown per class in a timeline, "
+                       "the best by score.", lower_bound=1, flag_values=values)
+  flags.DEFINE_float("score_threshold", None, "Show every detection scoring at least "
+                     "this instead of the top per class.", flag_values=values)
 
 
 def run(workdir: str, out: str, split: str, video, top_per_class: int,
@@ -53,19 +57,25 @@ def run(workdir: str, out: str, split: str, video, top_per_class: int,
     files = drawing.draw_pictures(workdir, out, split, video, top_per_class,
                                   score_threshold)
   except (pictures.NoRunError, ConfigError, DataError, ValueError) as e:
-    return cli.fail(" ".join(str(e).split()))
+    return cli.command_error(PROG, e)
   print(f"{len(files)} files in {out}; open {files[-1]}", flush=True)
   return 0
 
 
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(cli.fail(f"unexpected arguments: {argv[1:]}"))
+def main(argv=None) -> int:
+  """Runs the command on `argv` (without the program name); returns the exit status."""
+  values, status = cli.parse_command(PROG, __doc__, _define_flags,
+                                     sys.argv[1:] if argv is None else argv)
+  if values is None:
+    return status
+  if not values.workdir:
+    return cli.command_error(PROG, "--workdir is required (see --help)")
   logging.set_verbosity(logging.WARNING)   # Not the checkpoint library's chatter.
-  workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
-  out = _OUT.value or os.path.join(workdir, "plots")
-  sys.exit(run(workdir, out, _SPLIT.value, _VIDEO.value, _TOP.value, _THRESHOLD.value))
+  workdir = os.path.abspath(os.path.expanduser(values.workdir))
+  out = values.out or os.path.join(workdir, "plots")
+  return run(workdir, out, values.split, values.video, values.top_per_class,
+             values.score_threshold)
 
 
 if __name__ == "__main__":
-  cli.run(main)
+  sys.exit(main())

@@ -55,9 +55,17 @@ def test_better_needs_a_strictly_higher_average():
   assert not report.is_better(_record(20, 0.2), _record(10, 0.2))
 
 
+def _member(seed=0, **records):
+  member = {"seed": seed, "overrides": {}, "untrained": None, "last": None, "best": None,
+            "holdout": None, "holdout_best": None, "history": [], "train_history": []}
+  member.update(records)
+  return member
+
+
 def test_final_report_shows_untrained_last_and_best_selected_on_test():
-  progress = {"untrained": _record(0, 0.001), "last": _record(300, 0.61),
-              "best": _record(250, 0.65), "history": [report.summary(_record(250, 0.65))]}
+  progress = {"members": [_member(
+      untrained=_record(0, 0.001), last=_record(300, 0.61), best=_record(250, 0.65),
+      history=[report.summary(_record(250, 0.65))])]}
   table, metrics = report.final_report(progress, title="SAL on synthetic",
                                        eval_every=50, eval_start_step=50)
   lines = table.splitlines()
@@ -76,11 +84,38 @@ def test_final_report_shows_untrained_last_and_best_selected_on_test():
 
 
 def test_final_report_without_untrained_evaluation():
-  progress = {"untrained": None, "last": _record(30, 0.4), "best": _record(30, 0.4)}
+  progress = {"members": [_member(last=_record(30, 0.4), best=_record(30, 0.4))]}
   table, metrics = report.final_report(progress, title="t", eval_every=10,
                                        eval_start_step=0)
   assert metrics["untrained"] is None
   assert next(l for l in table.splitlines() if l.startswith("untrained")).split()[1] == "-"
+
+
+def test_final_report_of_members_gives_each_and_mean_std():
+  progress = {"members": [
+      _member(0, untrained=_record(0, 0.01), last=_record(300, 0.60), best=_record(250, 0.64),
+              holdout=report.summary(_record(200, 0.62))),
+      _member(1, untrained=_record(0, 0.03), last=_record(300, 0.62), best=_record(300, 0.62),
+              holdout=report.summary(_record(300, 0.62)))]}
+  table, metrics = report.final_report(progress, title="t", eval_every=50,
+                                       eval_start_step=50, holdout_fraction=0.1)
+  lines = table.splitlines()
+  for label in ("untrained m0 seed 0", "last step m1 seed 1", "last step: mean",
+                "last step: std (n=2)", "best (selected on test)*: mean",
+                "holdout-selected** m0 seed 0", "best - last: mean", "best - last: std (n=2)"):
+    assert any(l.startswith(label) for l in lines), label
+  mean = next(l for l in lines if l.startswith("last step: mean"))
+  assert "61.00" in mean   # mean of 60 and 62
+  std = next(l for l in lines if l.startswith("last step: std"))
+  assert f"{100 * np.std([0.60, 0.62], ddof=1):.2f}" in std
+  summary = metrics["summary"]
+  assert summary["last"]["average_mAP"]["n"] == 2
+  assert summary["last"]["average_mAP"]["mean"] == pytest.approx(0.61)
+  assert summary["best_minus_last"]["average_mAP"]["mean"] == pytest.approx(0.02)
+  assert summary["holdout"]["average_mAP"]["mean"] == pytest.approx(0.62)
+  assert [m["seed"] for m in metrics["members"]] == [0, 1]
+  assert metrics["last"]["average_mAP"] == pytest.approx(0.60)   # Member 0 at the top.
+  assert report.SELECTED_ON_HOLDOUT in table
 
 
 def test_write_json_replaces_atomically(tmp_path):
