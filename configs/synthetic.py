@@ -7,10 +7,11 @@ On first use the synthetic dataset (5 classes, 60 train / 30 test videos of
 ~/.cache/salx/synthetic-<hash of the spec> (or `--config.data_dir=DIR`), in the
 'sal' layout, with ground truth. Training then runs the THUMOS14 code path of SAL
 with a small hidden width and reports mAP per tIoU for the untrained model, the
-last step and the best step. Measured on 2 CPU cores: 55 s wall with the data
-generation; average mAP(0.1:0.7) 0.10% untrained, 63.98% at the last step (300),
-65.19% at the best step (50). The knobs of the data live in `config.synthetic`
-(salx/datasets/synthetic.py explains them), e.g.
+last step and the best step. Measured on 2 CPU cores: 24 s wall once the data is
+generated; average mAP(0.1:0.7) 0.10% untrained, 63.71% at the last step (300),
+65.19% at the best step (50). `--config.num_seeds=4` trains four seeds at once
+(94 s) and reports their mean ± std. The knobs of the data live in
+`config.synthetic` (salx/datasets/synthesis/ explains them), e.g.
 `--config.synthetic.noise_std=2.0` for a harder task.
 """
 

@@ -5,6 +5,7 @@ import pathlib
 
 from absl import flags
 from ml_collections import config_flags
+import numpy as np
 import pytest
 
 import configs.activitynet12
@@ -142,3 +143,22 @@ def test_command_line_overrides_reach_the_variant():
   assert (variant.nms_thresh, variant.loss_weights.mix) == (0.5, 0.0)
   assert variant.act_thresholds == (0.2, 0.4) and variant.num_segments == 320
   assert variant.loss_weights.mc == variants.THUMOS14.loss_weights.mc
+
+
+def test_a_changed_nms_threshold_changes_the_detections():
+  from salx.postprocess import localization  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  cas, flow, rgb = rng.normal(size=(2, 64, 4)), rng.uniform(size=(2, 64)), rng.uniform(
+      size=(2, 64))
+  logits = rng.normal(size=(2, 4)) * 3
+  counts = {}
+  for value in (0.4, 0.9):
+    config = configs.thumos.get_config()
+    config.num_segments = 64
+    config.sal.nms_thresh = value
+    config.sal.soft_nms = False    # Plain NMS: a higher threshold keeps more.
+    variant = run_config.make_variant(config)
+    counts[value] = len(localization.localize(
+        cas, flow, rgb, logits, None, [100, 200], variant, video_names=["a", "b"],
+        class_names=list("wxyz")).detections)
+  assert counts[0.9] > counts[0.4] > 0
