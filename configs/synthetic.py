@@ -19,7 +19,7 @@ import ml_collections
 
 from configs import base
 
-# Values of salx.datasets.synthetic.SyntheticSpec (its feature_dim is
+# Values of salx.datasets.synthesis.SyntheticSpec (its feature_dim is
 # config.feature_dim). Kept here explicitly so that the demo's numbers do not move
 # when the generator's defaults do. Actions are twice as strong and backgrounds half
 # as strong as the generator's defaults: with those, SAL's actionness self-training
