@@ -74,7 +74,9 @@ class _Runs:
     self.err = os.path.join(self.folder, f"start_{self.count}.err")
     with open(os.path.join(self.folder, f"start_{self.count}.out"), "w") as out, \
          open(self.err, "w") as err:
-      self.live = subprocess.Popen(cli_args(workdir, self.data_dir), cwd=ROOT,
+      # --verbosity=1: the whole log on stderr, clu's progress lines included.
+      self.live = subprocess.Popen(cli_args(workdir, self.data_dir) + ["--verbosity=1"],
+                                   cwd=ROOT,
                                    env=self.env, stdout=out, stderr=err)
 
   def log(self) -> str:
