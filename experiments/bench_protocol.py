@@ -24,8 +24,9 @@ Prints the trainer's own output, then one line:
 
 wall_s is the time of the train_and_evaluate call (data generation, data_s,
 excluded); setup_s its part before the first step (data check, init, untrained
-evaluation), the first step compiling. The trainer's evaluations
-(SplitEvaluator.evaluate_members) and checkpoint calls are timed from outside:
+evaluation), the first step compiling. The trainer's evaluations (the
+members' forward, SplitEvaluator.members_outputs, and their scoring,
+EvalPool.submit) and checkpoint calls are timed from outside:
 eval_s is the mean time of an evaluation in the loop, saves_s the total of the
 checkpoint calls, and step_s the rest of the loop per step after the first.
 extrapolated_full_s adds the steps, evaluations (full_evals of the 10,000-step
@@ -130,7 +131,8 @@ class Clock:
   """(start, end) times of the trainer's calls, by kind."""
 
   def __init__(self):
-    self.calls = {"first_step": [], "evaluation": [], "save": [], "latest": []}
+    self.calls = {"first_step": [], "forward": [], "evaluation": [], "save": [],
+                  "latest": []}
 
   def total(self, kind: str, after: float = 0.0) -> float:
     return sum(end - start for start, end in self.calls[kind] if start >= after)
@@ -156,6 +158,7 @@ def clocked(clock: Clock):
   """Times the trainer's evaluations, checkpoint calls and first (compiling) step,
   which is run to completion; every call does what it did."""
   from salx.app import checkpoint  # pylint: disable=g-import-not-at-top
+  from salx.app import eval_pool  # pylint: disable=g-import-not-at-top
   from salx.app import evaluator  # pylint: disable=g-import-not-at-top
   from salx.core import sharding  # pylint: disable=g-import-not-at-top
   jit_step = sharding.jit_members_step
@@ -166,8 +169,10 @@ def clocked(clock: Clock):
     return lambda *a: (first if not clock.calls["first_step"] else step)(*a)
 
   patches = [(sharding, "jit_members_step", jit_members_step),
-             (evaluator.SplitEvaluator, "evaluate_members", clock.timed(
-                 ["evaluation"], evaluator.SplitEvaluator.evaluate_members))]
+             (evaluator.SplitEvaluator, "members_outputs", clock.timed(
+                 ["forward"], evaluator.SplitEvaluator.members_outputs)),
+             (eval_pool.EvalPool, "submit", clock.timed(
+                 ["evaluation"], eval_pool.EvalPool.submit))]
   patches += [(checkpoint.RunCheckpoints, name, clock.timed(
       ["save", "latest"] if name == "save_latest" else ["save"],
       getattr(checkpoint.RunCheckpoints, name)))
@@ -215,9 +220,12 @@ def run(args) -> str:
   (step_start, step_end), = clock.calls["first_step"]
   loop_s = t0 + wall_s - step_end
   evals, loop_evals = clock.count("evaluation"), clock.count("evaluation", step_end)
-  eval_s = clock.total("evaluation", step_end) / loop_evals
+  # An evaluation: the members' forward, then the scoring (in this process, or handed
+  # to the workers, with eval_workers > 0).
+  loop_eval_s = clock.total("forward", step_end) + clock.total("evaluation", step_end)
+  eval_s = loop_eval_s / loop_evals
   saves_s = clock.total("save", step_end)
-  step_s = (loop_s - clock.total("evaluation", step_end) - saves_s) / (num_steps - 1)
+  step_s = (loop_s - loop_eval_s - saves_s) / (num_steps - 1)
   latest = clock.calls["latest"]
   save_s = clock.total("latest") / len(latest) if latest else 0.0
   full_evals = evaluation_steps(config, FULL_STEPS)
