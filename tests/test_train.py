@@ -8,6 +8,7 @@ in the subprocesses, reuse the first run's executables.
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -250,6 +251,17 @@ def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
             for m in range(num_seeds)]
   for name in names:
     assert _read(killed / name) == _read(uninterrupted_dir / name)
+
+
+def test_a_damaged_best_checkpoint_does_not_stop_a_resume(data_dir, tmp_path):
+  """The best params cannot be restored: the run resumes (the progress record keeps
+  the best evaluations) and ends with the uninterrupted run's metrics."""
+  train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path / "w"))
+  for params in (tmp_path / "w" / "best").glob("*/params"):
+    shutil.rmtree(params)
+  resumed = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "w"))
+  uninterrupted = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "u"))
+  assert resumed.metrics == uninterrupted.metrics
 
 
 def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_cache):

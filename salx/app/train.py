@@ -250,7 +250,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
         logging.warning("Resuming with a config that differs from the checkpoint's: "
                         "%s", changed)
       ckpts.discard_best_after(start_step)   # Saved by a killed run; recomputed below.
-      best = ckpts.restore_best(state.params)
+      try:
+        best = ckpts.restore_best(state.params)
+      except checkpoint_lib.CheckpointError as e:   # Only the params are lost.
+        logging.warning("%s; the progress record keeps every member's best evaluation, "
+                        "and the best params are saved anew at the next improvement", e)
+        best = None
       best_params = None if best is None else best[0]
       out.line(f"resumed from step {start_step} in {ckpts.latest_dir}")
     else:
