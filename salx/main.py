@@ -51,11 +51,6 @@ def _verbose() -> bool:
   return flags.FLAGS.is_parsed() and flags.FLAGS.verbosity >= 1
 
 
-def _fail(code: int, text: str) -> int:
-  print(f"salx: {text}", file=sys.stderr, flush=True)
-  return code
-
-
 def run(config, workdir: str, mode: str = "train") -> int:
   """Runs `mode` and returns the exit status; errors are printed as one line.
 
@@ -88,7 +83,7 @@ def run(config, workdir: str, mode: str = "train") -> int:
     code, text = errors.describe(e)
     if code == EXIT_DIVERGED and not errors.is_known(e):
       text += " (run with --verbosity=1 for the traceback)"
-    return _fail(code, text)
+    return cli.fail(text, code)
   if result.status == "preempted":
     print(f"salx: SIGTERM: checkpointed step {result.step} in {workdir}; run the same "
           "command to resume.", file=sys.stderr, flush=True)
@@ -107,17 +102,16 @@ def main(argv):
   console.show_library_logs(_verbose())
   logging.get_absl_handler().addFilter(_quiet_libraries)
   if len(argv) > 1:
-    sys.exit(_fail(EXIT_BAD_INPUT, f"unexpected arguments: {argv[1:]}"))
+    sys.exit(cli.fail(f"unexpected arguments: {argv[1:]}"))
   try:
     config = _CONFIG.value
     if config is not None:
       list(config.keys())   # A config file that failed to load raises here.
   except Exception as e:  # pylint: disable=broad-except
     reason = str(e).strip().splitlines()[-1].strip()
-    sys.exit(_fail(EXIT_BAD_INPUT, f"cannot load the config file: {reason}"))
+    sys.exit(cli.fail(f"cannot load the config file: {reason}"))
   if config is None:
-    sys.exit(_fail(EXIT_BAD_INPUT,
-                   "--config is required (e.g. --config=configs/synthetic.py)"))
+    sys.exit(cli.fail("--config is required (e.g. --config=configs/synthetic.py)"))
   code = run(config, _WORKDIR.value, _MODE.value)
   sys.stdout.flush()
   sys.stderr.flush()

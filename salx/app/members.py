@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import math
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import ml_collections
@@ -127,13 +126,6 @@ def summary_of(records: Sequence[Optional[Mapping[str, Any]]]) -> Optional[Dict[
   for name in records[0]["averages"]:
     out[name] = mean_std([r["averages"][name] for r in records])
   return out
-
-
-def format_mean_std(stats: Mapping[str, Any], percent: bool = True) -> str:
-  if stats["mean"] is None or not math.isfinite(stats["mean"]):
-    return "-"
-  scale = 100.0 if percent else 1.0
-  return f"{scale * stats['mean']:.2f} ± {scale * stats['std']:.2f} (n={stats['n']})"
 
 
 def init_members(model, variant, config, members, mesh):
