@@ -10,8 +10,15 @@ import sys
 import textwrap
 
 SCRIPT = textwrap.dedent('''
+    import importlib.util
+    import os
     import sys
     import traceback
+
+    # salx's own files, by the package's real location (a clone's path may itself
+    # contain "salx", and so may every installed package's).
+    SALX_DIR = os.path.realpath(
+        importlib.util.find_spec("salx").submodule_search_locations[0]) + os.sep
 
     BLOCKED = {"tensorflow", "tensorflow_datasets", "clu", "ml_collections", "orbax"}
 
@@ -24,7 +31,8 @@ SCRIPT = textwrap.dedent('''
           importer = sys._getframe(1)
           while importer and "importlib" in importer.f_code.co_filename:
             importer = importer.f_back
-          if importer and "/salx/" in importer.f_code.co_filename:
+          if importer and os.path.realpath(
+              importer.f_code.co_filename).startswith(SALX_DIR):
             raise ImportError(f"salx imports {name}")
         return None
 

@@ -1,0 +1,1 @@
+"""WTAL methods, one folder each: model, loss, hyperparameters and presets, localization."""
