@@ -10,9 +10,12 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from salx import evaluate
+
+from tests.conftest import fixture_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -134,7 +137,7 @@ def test_module_entry_point_help_and_exit_code(tmp_path):
   proc = _module("--help")
   assert proc.returncode == 0, proc.stderr
   for flag in ("--ground_truth", "--predictions", "--subset", "--tiou", "--ambiguous",
-               "--json", "--no_per_class"):
+               "--json", "--no_per_class", "--protocol", "--write_kit_text"):
     assert flag in proc.stdout, flag
   gt = _write(tmp_path, "gt.json", GT)
   pred = _write(tmp_path, "pred.json", "not json")
@@ -156,3 +159,120 @@ def test_postprocess_imports_no_framework_and_the_command_no_jax():
                         env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
   assert proc.returncode == 0, proc.stderr
   assert proc.stdout.strip() == "[] []"
+
+
+# ---------------------------------------------------------------------------
+# Protocols (salx.postprocess.protocols): the numbers are pinned by
+# tests/parity/test_parity_protocols.py; here, what the command does with them.
+
+
+def _official(name):
+  return str(fixture_file(f"thumos14_official/{name}"))
+
+
+def _mAP_row(out):
+  return [float(x) for x in next(line for line in out.splitlines()
+                                 if line.startswith("mAP ")).split()[1:]]
+
+
+@pytest.mark.slow
+def test_official_protocol_prints_the_kits_numbers(tmp_path):
+  expected = json.loads(pathlib.Path(_official("expected.json")).read_text())
+  th = expected["tiou_thresholds"]
+  case = expected["sets"]["a_realistic"]
+  out_json = tmp_path / "out.json"
+  proc = _module("--protocol=thumos14_official", f"--ground_truth={_official('gt')}",
+                 f"--predictions={_official(case['predictions_json'])}",
+                 "--tiou=" + ",".join(map(str, th)), f"--json={out_json}")
+  assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+  out = proc.stdout
+  assert "protocol thumos14_official: the official THUMOS'14 kit" in out
+  assert "test set: 213 videos, 3358 instances" in out
+  assert _mAP_row(out) == [round(100 * v, 2) for v in case["mAP"]]
+  assert "AVG(0.1:0.7) [tIoU 0.1:0.1:0.7] " + f"{100 * case['average_mAP']['0.1:0.1:0.7']:.2f}" in out
+  result = json.loads(out_json.read_text())
+  assert result["protocol"] == "thumos14_official"
+  assert (result["num_videos"], result["num_instances"]) == (213, 3358)
+  np.testing.assert_allclose(result["mAP"], case["mAP"], rtol=0, atol=1e-12)
+  for cls, values in case["per_class_AP"].items():
+    np.testing.assert_allclose(result["per_class_AP"][cls], values, rtol=0, atol=1e-12)
+
+
+def test_write_kit_text_round_trip(tmp_path, capsys):
+  text = tmp_path / "kit.txt"
+  common = ["--protocol=thumos14_official", f"--ground_truth={_official('gt')}",
+            "--no_per_class"]
+  code, out, err = _run(capsys, *common, f"--predictions={_official('b_edge.json')}",
+                        f"--write_kit_text={text}", f"--json={tmp_path / 'a.json'}")
+  assert code == 0 and err == "", err
+  assert f"lines written to {text}" in out
+  # The fixture's text was written the same way from the same JSON (repr numbers,
+  # reversed segments as given).
+  assert text.read_text() == pathlib.Path(_official("b_edge.txt")).read_text()
+  code, out2, err = _run(capsys, *common, f"--predictions={text}",
+                         f"--json={tmp_path / 'b.json'}")
+  assert code == 0 and err == "", err
+  a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+  assert a["mAP"] == b["mAP"] and a["per_class_AP"] == b["per_class_AP"]
+  assert _mAP_row(out) == _mAP_row(out2)
+
+
+def test_activitynet_default_names_protocol_and_test_set(tmp_path, capsys):
+  gt, pred = _write(tmp_path, "gt.json", GT), _write(tmp_path, "pred.json", PRED)
+  code, out, _ = _run(capsys, "--ground_truth", gt, "--predictions", pred)
+  assert code == 0
+  assert out.startswith("protocol activitynet: ActivityNet-style")
+  assert "test set: 1 videos, 2 instances" in out
+  assert "AVG(0.1:0.7) [tIoU 0.1:0.1:0.7] 50.00" in out
+
+
+def test_wtalc_protocol_from_the_fixture_ground_truth(tmp_path, capsys):
+  expected = json.loads(fixture_file("co2net_delu/wtalc_eval_expected.json").read_text())
+  rows = json.loads(fixture_file("co2net_delu/wtalc_eval_predictions.json").read_text())
+  results = {}
+  for video, start, end, label, score in rows["rows"]:
+    results.setdefault(video, []).append({
+        "label": expected["class_names"][int(label)], "score": score,
+        "segment": [start * 16 / 25, end * 16 / 25]})
+  pred = _write(tmp_path, "pred.json", {"results": results})
+  out_json = tmp_path / "out.json"
+  code, out, err = _run(capsys, "--protocol=wtalc", "--ground_truth",
+                        str(fixture_file("co2net_delu/wtalc_eval_expected.json")),
+                        "--predictions", pred, f"--json={out_json}")
+  assert code == 0 and err == "", err
+  assert "test set: 212 videos, 3358 instances" in out
+  assert "AVG(0.1:0.9) [tIoU 0.1:0.1:0.9]" in out
+  result = json.loads(out_json.read_text())
+  np.testing.assert_allclose(result["mAP"], expected["raw"]["mAP"], rtol=0, atol=1e-12)
+  assert abs(result["averages"]["AVG(0.1:0.7)"] - expected["raw"]["avg_0.1_0.7"]) < 1e-12
+
+
+@pytest.mark.parametrize("case", ["protocol", "official_file", "official_missing",
+                                  "wtalc_missing", "ambiguous_flag", "kit_text_class",
+                                  "kit_label"])
+def test_protocol_bad_input_one_line_exit_2(tmp_path, capsys, case):
+  gt = _write(tmp_path, "gt.json", GT)
+  pred = _write(tmp_path, "pred.json", PRED)
+  argv, field = {
+      "protocol": (["--protocol=kit", f"--ground_truth={gt}", f"--predictions={pred}"],
+                   "--protocol"),
+      "official_file": (["--protocol=thumos14_official", f"--ground_truth={gt}",
+                         f"--predictions={pred}"], gt),
+      "official_missing": (["--protocol=thumos14_official",
+                            f"--ground_truth={tmp_path / 'nowhere'}",
+                            f"--predictions={pred}"], str(tmp_path / "nowhere")),
+      "wtalc_missing": (["--protocol=wtalc", f"--ground_truth={tmp_path / 'absent.json'}",
+                         f"--predictions={pred}"], str(tmp_path / "absent.json")),
+      "ambiguous_flag": (["--protocol=wtalc", f"--ground_truth={gt}",
+                          f"--predictions={pred}", f"--ambiguous={gt}"], "--ambiguous"),
+      "kit_text_class": (["--protocol=thumos14_official", f"--ground_truth={_official('gt')}",
+                          "--predictions=" + _write(
+                              tmp_path, "p.txt", "video_test_0000028 1 2 1 0.9\n"
+                              "video_test_0000028 1 2 33 0.9\n")], "p.txt: line 1"),
+      "kit_label": (["--protocol=thumos14_official", f"--ground_truth={_official('gt')}",
+                     f"--predictions={pred}"], "'A' is not among the 20 class names"),
+  }[case]
+  code, out, err = _run(capsys, *argv)
+  assert code == 2 and out == "", out
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and field in lines[0], err

@@ -79,7 +79,7 @@ def _sort_by_class(label: np.ndarray, score: np.ndarray, num_classes: int):
   return order, offsets
 
 
-def _candidate_pairs(p_group, p_start, p_end, g_group, g_start, g_end):
+def candidate_pairs(p_group, p_start, p_end, g_group, g_start, g_end):
   """(detection, ground truth) pairs of the same group that may overlap.
 
   Ground truth sorted by (group, start). A pair is a candidate when the ground
@@ -159,14 +159,51 @@ def interpolated_ap(tp: np.ndarray, num_positives: int) -> np.ndarray:
   return np.sum(step * mprec[:, 1:], axis=1)
 
 
+def argsort_visits(p_group, p_start, p_end, g_group, g_start, g_end):
+  """Every (detection, ground truth) pair of a group, in the official visit order.
+
+  Each detection's pairs in the order `tiou.argsort()[::-1]` gives over all the
+  ground truth of its group (in index order): numpy's own sort, ties included
+  (not stable beyond 16 elements), run on rows of equal length at once. A 0/0
+  tIoU stays NaN, sorts last and is visited first, as in the official loop.
+
+  Args:
+    p_group: [N] group id of each detection (-1: none); g_group [G] likewise.
+  Returns:
+    (detection index [E], gt index [E], tIoU [E]), detections ascending.
+  """
+  g_order = np.argsort(g_group, kind="stable")
+  gg = g_group[g_order]
+  lo = np.searchsorted(gg, p_group, "left")
+  hi = np.where(p_group >= 0, np.searchsorted(gg, p_group, "right"), lo)
+  det, pos = arrays.expand_ranges(lo, hi)
+  gt = g_order[pos]
+  inter = np.clip(np.minimum(p_end[det], g_end[gt]) - np.maximum(p_start[det], g_start[gt]),
+                  0, None)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    tiou = inter / ((g_end[gt] - g_start[gt]) + (p_end[det] - p_start[det]) - inter)
+  length = (hi - lo)[det]
+  visit = np.empty(det.size, np.int64)
+  for n in np.unique(length):
+    rows = np.flatnonzero(length == n).reshape(-1, n)  # blocks of n, one per detection
+    order = np.argsort(tiou[rows], axis=1)[:, ::-1]
+    visit[np.take_along_axis(rows, order, axis=1)] = np.arange(n)
+  rank = np.lexsort((visit, det))
+  return det[rank], gt[rank], tiou[rank]
+
+
 def average_precision(gt: GroundTruth, video: np.ndarray, label: np.ndarray,
                       score: np.ndarray, start: np.ndarray, end: np.ndarray,
-                      tiou_thresholds: np.ndarray) -> np.ndarray:
+                      tiou_thresholds: np.ndarray,
+                      exact_ties: bool = False) -> np.ndarray:
   """AP [K, C] of every class at every threshold (the official matching).
 
   Args:
     video, label: [N] detections resolved against `gt` (video -1: outside it).
     score, start, end: [N].
+    exact_ties: visit each detection's ground truth in numpy's exact
+      `argsort()[::-1]` order (`argsort_visits`, W-TALC); default: by
+      decreasing tIoU, the later instance first on ties, and a 0/0 tIoU is 0.
   """
   th = np.asarray(tiou_thresholds, np.float64)
   num_classes, k = len(gt.class_names), th.size
@@ -177,14 +214,21 @@ def average_precision(gt: GroundTruth, video: np.ndarray, label: np.ndarray,
   p_start, p_end = start[order], end[order]
   p_group = np.where(p_video >= 0, p_label * num_videos + p_video, -1)
   g_group = gt.label * num_videos + gt.video
-  pair_p, pair_g = _candidate_pairs(p_group, p_start, p_end, g_group, gt.start, gt.end)
-  tiou = segment_tiou(p_start[pair_p], p_end[pair_p], gt.start[pair_g], gt.end[pair_g])
-  useful = tiou >= th.min()
-  pair_p, pair_g, tiou = pair_p[useful], pair_g[useful], tiou[useful]
-  # Each detection tries its ground truths by decreasing tIoU (ties: the later
-  # instance first, as the official argsort()[::-1]).
-  rank = np.lexsort((-pair_g, -tiou, pair_p))
-  pair_p, pair_g, tiou = pair_p[rank], pair_g[rank], tiou[rank]
+  if exact_ties:
+    pair_p, pair_g, tiou = argsort_visits(p_group, p_start, p_end, g_group,
+                                          gt.start, gt.end)
+    tiou = np.where(np.isnan(tiou), np.inf, tiou)  # NaN < threshold is false
+    useful = tiou >= th.min()
+    pair_p, pair_g, tiou = pair_p[useful], pair_g[useful], tiou[useful]
+  else:
+    pair_p, pair_g = candidate_pairs(p_group, p_start, p_end, g_group, gt.start, gt.end)
+    tiou = segment_tiou(p_start[pair_p], p_end[pair_p], gt.start[pair_g], gt.end[pair_g])
+    useful = tiou >= th.min()
+    pair_p, pair_g, tiou = pair_p[useful], pair_g[useful], tiou[useful]
+    # Each detection tries its ground truths by decreasing tIoU (ties: the later
+    # instance first, as the official argsort()[::-1]).
+    rank = np.lexsort((-pair_g, -tiou, pair_p))
+    pair_p, pair_g, tiou = pair_p[rank], pair_g[rank], tiou[rank]
   # One edge set per threshold; vertices are (threshold, detection) and
   # (threshold, ground truth).
   t_idx, e_idx = np.nonzero(tiou[None, :] >= th[:, None])
