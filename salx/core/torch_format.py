@@ -15,6 +15,14 @@ ALLOWED_GLOBALS (tensor rebuilding, typed storages, OrderedDict) to stand-ins of
 own and refuses every other one. Storage locations ('cuda:0') are ignored; sizes are
 checked against the file before anything is allocated.
 
+Reading is bounded by the file's size: `BoundedUnpickler` (shared with
+`salx.datasets.npy`) counts what a pickle builds and every reference it takes again
+(memo gets, DUP), charging a shared container its whole expanded size, and refuses a
+pickle that would build or reference more than `OBJECTS_PER_BYTE` objects per byte
+(a list shared ten times, ten levels deep, is 250 bytes and 10^10 objects once
+copied), or that changes a container after sharing it (cycles included). Messages
+show untrusted values through `short_repr`, which never builds a whole repr.
+
     state = read_torch_file("CAS_Only.pkl")     # {'encoder.0.weight': ndarray [H, D, 3], ...}
 
 Writing is `salx.core.torch_writer`.
@@ -25,6 +33,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
+import itertools
 import os
 import pickle
 import struct
@@ -45,6 +54,311 @@ STORAGE_DTYPES = {
     "BoolStorage": "?", "ComplexDoubleStorage": "c16", "ComplexFloatStorage": "c8",
     "UntypedStorage": "u1",
 }
+
+
+# ---------------------------------------------------------------------------
+# Bounded reading of untrusted pickles, shared with salx.datasets.npy.
+
+# What a pickle may build or reference again, in objects: this many per byte of its
+# file, plus OBJECTS_SLACK. An honest pickle builds at most one object per opcode
+# (at least one byte) and takes again only leaves (strings, dtypes, tensors).
+OBJECTS_PER_BYTE = 16
+OBJECTS_SLACK = 1 << 16
+# How deep short_repr descends.
+_REPR_DEPTH = 12
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _is_container(value) -> bool:
+  return isinstance(value, _CONTAINERS) or (
+      isinstance(value, np.ndarray) and value.dtype.hasobject)
+
+
+def _length(container) -> int:
+  return container.size if isinstance(container, np.ndarray) else len(container)
+
+
+def tree_size(value, limit: int) -> int:
+  """Objects in `value` counted as a tree (a shared one once per reference).
+
+  Stops counting past `limit` (returns a number above it): a list shared ten times
+  ten levels deep costs about `limit` steps, not 10^10; a cycle is infinite.
+  """
+  count, stack = 0, [value]
+  while stack:
+    item = stack.pop()
+    count += 1
+    if count + len(stack) > limit:
+      return limit + 1
+    if isinstance(item, dict):
+      if count + len(stack) + 2 * len(item) > limit:
+        return limit + 1
+      stack.extend(item.keys())
+      stack.extend(item.values())
+    elif _is_container(item):
+      if count + len(stack) + _length(item) > limit:
+        return limit + 1
+      stack.extend(item.flat if isinstance(item, np.ndarray) else item)
+  return count
+
+
+def _text_repr(value, limit: int) -> str:
+  if isinstance(value, str):
+    return repr(str(value[:limit])) + ("..." if len(value) > limit else "")
+  return repr(bytes(value[:limit])) + ("..." if len(value) > limit else "")
+
+
+def _leaf_repr(value, limit: int) -> str:
+  """The repr of a non-container, bounded (a huge int or array is described)."""
+  if isinstance(value, (str, bytes, bytearray)):
+    return _text_repr(value, limit)
+  if isinstance(value, int) and not isinstance(value, bool):
+    bits = value.bit_length()
+    return repr(value) if bits <= 256 else f"<int of {bits} bits>"
+  if isinstance(value, np.ndarray):
+    if value.size <= 8 and not value.dtype.hasobject and value.ndim <= 2:
+      return repr(value)
+    return f"<{value.dtype.str} array of shape {tuple(value.shape)}>"
+  if isinstance(value, np.dtype):
+    return repr(value) if not value.names or len(value.names) <= 4 else (
+        f"<dtype of {len(value.names)} fields>")
+  if isinstance(value, (float, complex, bool, type(None), np.number, np.bool_)):
+    return repr(value)
+  if isinstance(value, (np.str_, np.bytes_)):
+    return _text_repr(value, limit)
+  if isinstance(value, _StandIn):
+    return f"<{type(value).__name__[1:]}>"
+  return f"<{type(value).__name__}>"
+
+
+def _repr_pieces(value, limit: int, depth: int):
+  """The repr of `value` piece by piece, each piece non-empty and bounded."""
+  if not _is_container(value):
+    yield _leaf_repr(value, limit)
+    return
+  if isinstance(value, np.ndarray):
+    opening, closing, items = "array([", "], dtype=object)", value.flat
+  elif isinstance(value, dict):
+    name = "" if type(value) is dict else type(value).__name__  # pylint: disable=unidiomatic-typecheck
+    opening, closing, items = name + ("({" if name else "{"), "})" if name else "}", value
+  elif isinstance(value, list):
+    opening, closing, items = "[", "]", value
+  elif isinstance(value, tuple):
+    opening, closing, items = "(", ",)" if len(value) == 1 else ")", value
+  else:
+    opening, closing, items = type(value).__name__ + "({", "})", value
+  if depth <= 0:
+    yield opening + "..." + closing
+    return
+  yield opening
+  for i, item in enumerate(items):
+    if i:
+      yield ", "
+    if isinstance(value, dict):
+      yield from _repr_pieces(item, limit, depth - 1)
+      yield ": "
+      item = dict.__getitem__(value, item)
+    yield from _repr_pieces(item, limit, depth - 1)
+  yield closing
+
+
+def short_repr(value, limit: int = 80) -> str:
+  """The repr of an untrusted `value`, cut to `limit` characters ('...' when cut).
+
+  Builds no more than about `limit` characters: `f"{value!r:.80}"` builds the whole
+  repr first, which for a 500-byte pickle of shared lists is 10^10 characters.
+  Strings and bytes are cut, huge ints and arrays described, other objects named
+  by their type.
+  """
+  pieces, size = [], 0
+  for piece in _repr_pieces(value, limit, _REPR_DEPTH):
+    pieces.append(piece)
+    size += len(piece)
+    if size > limit:
+      break
+  text = "".join(pieces)
+  return text if len(text) <= limit else text[:max(limit - 3, 0)] + "..."
+
+
+def short_text(text, limit: int = 300) -> str:
+  """`text` (or an exception's message) on one line, cut to `limit` characters.
+
+  An exception whose arguments are not plain strings and small ints (a KeyError
+  of an untrusted key) is shown through `short_repr`, never `str(error)`.
+  """
+  if isinstance(text, BaseException):
+    args = text.args
+    if all(isinstance(a, str) or (isinstance(a, int) and abs(a).bit_length() <= 64)
+           for a in args):
+      text = str(text)
+    else:
+      text = ", ".join(a if isinstance(a, str) else short_repr(a, limit) for a in args)
+  text = " ".join(str(text)[:4 * limit].split())
+  return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class _CappedFile:
+  """A file whose reads may not go past `size` bytes from where it stands.
+
+  A pickle opcode declaring more bytes than the file holds is refused before
+  anything is allocated for them.
+  """
+
+  def __init__(self, file, size: int):
+    self._file, self._left = file, size
+
+  def _take(self, n: int) -> int:
+    if n < 0 or n > self._left:
+      raise pickle.UnpicklingError(f"the pickle declares {n} bytes, but only "
+                                   f"{self._left} remain in the file")
+    return n
+
+  def read(self, n: int = -1) -> bytes:
+    data = self._file.read(self._left if n is None or n < 0 else self._take(n))
+    self._left -= len(data)
+    return data
+
+  def readline(self) -> bytes:
+    line = self._file.readline(self._left)
+    self._left -= len(line)
+    return line
+
+
+class BoundedUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
+  """The pure-Python unpickler, bounded by the size of what it reads.
+
+  Counts each object a pickle builds (one per opcode, and what a call or a BUILD
+  may copy out of its arguments) and each reference it takes again (memo gets and
+  DUP: a container is charged its whole tree); refuses past `OBJECTS_PER_BYTE`
+  objects per byte of the file plus `OBJECTS_SLACK`. A container referenced again
+  may not change afterwards (an honest pickle completes a container before taking
+  it again; a cycle does not). Subclasses resolve globals (`find_class`), say how
+  a refusal reads (`_refuse`) and may check a BUILD (`_check_build`).
+  """
+
+  dispatch = {}
+
+  def __init__(self, file, size: int, **kwargs):
+    super().__init__(_CappedFile(file, size), **kwargs)
+    self._size = size
+    self._budget = OBJECTS_PER_BYTE * size + OBJECTS_SLACK
+    self._objects = 0
+    self._shared: Dict[int, Any] = {}
+
+  @property
+  def budget(self) -> int:
+    """The most objects the pickle may build or reference."""
+    return self._budget
+
+  def _refuse(self, message: str) -> Exception:
+    return pickle.UnpicklingError(message)
+
+  def _spend(self, count: int, what) -> None:
+    self._objects += count
+    if self._objects > self._budget:
+      raise self._refuse(
+          f"damaged or crafted pickle: refusing {what() if callable(what) else what}: "
+          f"the pickle would build or reference more than {self._budget} objects "
+          f"({OBJECTS_PER_BYTE} per byte of its {self._size} bytes, plus "
+          f"{OBJECTS_SLACK}); shared references are counted once per use")
+
+  def _charge_tree(self, value, what: str) -> None:
+    """Charges the objects of `value` (as a tree), stopping at the budget."""
+    self._spend(tree_size(value, self._budget - self._objects + 1),
+                lambda: f"{what} ({short_repr(value, 40)})")
+
+  def _check_unshared(self, container, how: str) -> None:
+    if id(container) in self._shared:
+      raise self._refuse(
+          f"damaged or crafted pickle: refusing to {how} a {type(container).__name__} "
+          "the pickle has already referenced again (a shared or cyclic reference)")
+
+  def _check_build(self, inst, state) -> None:
+    """Subclasses refuse the BUILDs they do not expect."""
+
+  def _counted(load):  # pylint: disable=no-self-argument
+    def counted(self):
+      self._spend(1, "one more object")
+      load(self)  # pylint: disable=not-callable
+    return counted
+
+  for _code, _load in pickle._Unpickler.dispatch.items():  # pylint: disable=protected-access
+    dispatch[_code] = _counted(_load)
+  del _code, _load
+
+  def _shared_again(load):  # pylint: disable=no-self-argument
+    def shared_again(self):
+      load(self)  # pylint: disable=not-callable
+      value = self.stack[-1]
+      if _is_container(value):
+        self._charge_tree(value, f"a shared {type(value).__name__}")
+        self._shared[id(value)] = value
+      else:
+        self._spend(1, "one more reference")
+    return shared_again
+
+  for _op in (pickle.GET, pickle.BINGET, pickle.LONG_BINGET, pickle.DUP):
+    dispatch[_op[0]] = _shared_again(pickle._Unpickler.dispatch[_op[0]])  # pylint: disable=protected-access
+  del _op
+
+  def _load_append(self):
+    self._check_unshared(self.stack[-2], "append to")
+    pickle._Unpickler.load_append(self)  # pylint: disable=protected-access
+
+  def _load_setitem(self):
+    self._check_unshared(self.stack[-3], "set an item of")
+    pickle._Unpickler.load_setitem(self)  # pylint: disable=protected-access
+
+  def _marked(how: str, load):  # pylint: disable=no-self-argument
+    def marked(self):
+      target = self.metastack[-1][-1] if self.metastack and self.metastack[-1] else None
+      self._check_unshared(target, how)
+      load(self)  # pylint: disable=not-callable
+    return marked
+
+  def _charge_copy(self, value, what: str) -> None:
+    """Charges what a call or a BUILD may copy out of `value`: its items, and the
+    items of each container among them (the objects they hold were counted when
+    the pickle built or took them)."""
+    count = 1
+    if _is_container(value):
+      items = (itertools.chain(value.keys(), value.values()) if isinstance(value, dict)
+               else value.flat if isinstance(value, np.ndarray) else value)
+      count += _length(value) + sum(_length(v) for v in items if _is_container(v))
+    self._spend(count, what)
+
+  def _load_reduce(self):
+    self._charge_copy(self.stack[-1], "the arguments of a call")
+    pickle._Unpickler.load_reduce(self)  # pylint: disable=protected-access
+
+  def _load_build(self):
+    state, inst = self.stack[-1], self.stack[-2]
+    self._check_unshared(inst, "set the state of")
+    self._charge_copy(state, "a state")
+    self._check_build(inst, state)
+    pickle._Unpickler.load_build(self)  # pylint: disable=protected-access
+
+  def _load_bytearray8(self):
+    (size,) = struct.unpack("<Q", self.read(8))
+    if size > self._size:
+      raise self._refuse(f"damaged or crafted pickle: a bytearray of {size} bytes, "
+                         f"more than the {self._size} bytes of the file")
+    data = bytearray(size)
+    self.readinto(data)
+    self.append(data)
+
+  dispatch[pickle.APPEND[0]] = _counted(_load_append)
+  dispatch[pickle.SETITEM[0]] = _counted(_load_setitem)
+  dispatch[pickle.APPENDS[0]] = _counted(_marked("append to",
+                                                 pickle._Unpickler.load_appends))  # pylint: disable=protected-access
+  dispatch[pickle.SETITEMS[0]] = _counted(_marked("set items of",
+                                                  pickle._Unpickler.load_setitems))  # pylint: disable=protected-access
+  dispatch[pickle.ADDITEMS[0]] = _counted(_marked("add items to",
+                                                  pickle._Unpickler.load_additems))  # pylint: disable=protected-access
+  dispatch[pickle.REDUCE[0]] = _counted(_load_reduce)
+  dispatch[pickle.BUILD[0]] = _counted(_load_build)
+  dispatch[pickle.BYTEARRAY8[0]] = _counted(_load_bytearray8)
+  del _counted, _shared_again, _marked
 
 
 class CheckpointFormatError(ValueError):
@@ -114,7 +428,8 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad,
   if not (_is_int(storage_offset) and isinstance(size, tuple) and isinstance(stride, tuple)
           and len(size) == len(stride) and all(map(_is_int, size + stride))):
     raise _Bad(f"a tensor has a malformed offset, size or stride: "
-               f"{storage_offset!r:.40}, {size!r:.80}, {stride!r:.80}")
+               f"{short_repr(storage_offset, 40)}, {short_repr(size)}, "
+               f"{short_repr(stride)}")
   count = int(np.prod(size, dtype=object))
   if count:
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
@@ -135,28 +450,42 @@ _GLOBALS: Dict[str, Any] = {
 ALLOWED_GLOBALS = frozenset(_GLOBALS)
 
 
-class _Unpickler(pickle.Unpickler):
-  """Resolves only ALLOWED_GLOBALS; storages become _StorageRef via persistent_load."""
+class _Unpickler(BoundedUnpickler):
+  """Resolves only ALLOWED_GLOBALS; storages become _StorageRef via persistent_load.
 
-  def __init__(self, file, storages: Dict[str, _StorageRef]):
-    super().__init__(file)
+  Bounded by `size`, the bytes of the pickle (see `BoundedUnpickler`).
+  """
+
+  dispatch = dict(BoundedUnpickler.dispatch)
+
+  def __init__(self, file, storages: Dict[str, _StorageRef], size: int):
+    super().__init__(file, size)
     self._storages = storages
+
+  def _refuse(self, message: str) -> Exception:
+    return _Bad(message)
+
+  def _check_build(self, inst, state) -> None:
+    # torch sets a state only on OrderedDicts (a state dict's _metadata); the
+    # stand-ins refuse theirs themselves.
+    if not isinstance(inst, (collections.OrderedDict, _StandIn)):
+      raise _Bad(f"a pickle tried to set the state of a {type(inst).__name__}")
 
   def find_class(self, module, name):
     full = f"{module}.{name}"
     if full not in _GLOBALS:
-      raise _Bad(f"refused global {full} (a checkpoint may hold only tensors, "
-                 "OrderedDicts and plain values)")
+      raise _Bad(f"refused global {short_text(full, 120)} (a checkpoint may hold only "
+                 "tensors, OrderedDicts and plain values)")
     return _GLOBALS[full]
 
   def persistent_load(self, pid):
     # Zip format: ('storage', type, key, location, numel); the legacy format adds
     # a view, None since torch 0.4. The location ('cuda:0') is ignored.
     if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-      raise _Bad(f"unknown persistent id {pid!r:.80}")
+      raise _Bad(f"unknown persistent id {short_repr(pid)}")
     stype, key, numel = pid[1], pid[2], pid[4]
     if not (isinstance(stype, _StorageType) and isinstance(key, str) and _is_int(numel)):
-      raise _Bad(f"malformed storage id {pid!r:.80}")
+      raise _Bad(f"malformed storage id {short_repr(pid)}")
     if len(pid) == 6 and pid[5] is not None:
       raise _Bad(f"storage {key} is a view, which torch has not written since 0.4")
     known = self._storages.setdefault(key, _StorageRef(key, stype, numel))
@@ -178,12 +507,15 @@ def _read_exactly(f, nbytes: int, what: str) -> bytearray:
   return buf
 
 
-def _materialize(obj, fetch: Callable[[_StorageRef], np.ndarray] | None):
+def _materialize(obj, fetch: Callable[[_StorageRef], np.ndarray] | None, limit: int):
   """Replaces tensor and storage stand-ins by numpy arrays (TensorInfo if fetch is None).
 
   fetch(storage) -> its elements [numel] in native byte order; each storage is read once.
+  Copies at most `limit` objects (the unpickler's budget: shared references
+  were charged there already, so an honest pickle never comes near it).
   """
   cache: Dict[str, np.ndarray] = {}
+  visits = [0]
 
   def storage(ref: _StorageRef) -> np.ndarray:
     if ref.key not in cache:
@@ -204,6 +536,10 @@ def _materialize(obj, fetch: Callable[[_StorageRef], np.ndarray] | None):
     return view.copy()
 
   def walk(value):
+    visits[0] += 1
+    if visits[0] > limit:
+      raise _Bad(f"damaged or crafted pickle: its shared references expand to more "
+                 f"than {limit} objects")
     if isinstance(value, _TensorRef):
       return tensor(value)
     if isinstance(value, _StorageRef):
@@ -266,8 +602,9 @@ def _read_zip(f, archive_size: int, arrays: bool):
   storages: Dict[str, _StorageRef] = {}
   info = _zip_record(zf, pickles[0], archive_size, "data.pkl")
   with zf.open(info) as data:
-    obj = _Unpickler(io.BytesIO(_read_exactly(data, info.file_size, pickles[0])),
-                     storages).load()
+    unpickler = _Unpickler(io.BytesIO(_read_exactly(data, info.file_size, pickles[0])),
+                           storages, info.file_size)
+    obj = unpickler.load()
 
   def fetch(ref: _StorageRef) -> np.ndarray:
     name = f"{prefix}data/{ref.key}"
@@ -279,14 +616,15 @@ def _read_zip(f, archive_size: int, arrays: bool):
     with zf.open(info) as record:
       return _native(_read_exactly(record, nbytes, name), ref, big_endian)
 
-  return _materialize(obj, fetch if arrays else None)
+  return _materialize(obj, fetch if arrays else None, unpickler.budget)
 
 
 def _read_legacy(f, file_size: int, arrays: bool):
   storages: Dict[str, _StorageRef] = {}
+  budget = OBJECTS_PER_BYTE * file_size + OBJECTS_SLACK
 
   def load():
-    return _Unpickler(f, storages).load()
+    return _Unpickler(f, storages, file_size - f.tell()).load()
 
   if load() != _MAGIC_NUMBER:
     raise _Bad("not a torch checkpoint (a pickle without torch's magic number)")
@@ -299,7 +637,7 @@ def _read_legacy(f, file_size: int, arrays: bool):
   if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
     raise _Bad("the list of storage keys is malformed")
   if not arrays:
-    return _materialize(obj, None)
+    return _materialize(obj, None, budget)
   offsets = {}
   for key in keys:
     if key not in storages:
@@ -323,12 +661,12 @@ def _read_legacy(f, file_size: int, arrays: bool):
     nbytes = ref.numel * ref.stype.raw_dtype.itemsize
     return _native(_read_exactly(f, nbytes, f"storage {ref.key}"), ref, big_endian)
 
-  return _materialize(obj, fetch)
+  return _materialize(obj, fetch, budget)
 
 
 _DAMAGE = (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError,
            IndexError, KeyError, RecursionError, OverflowError, struct.error,
-           zipfile.BadZipFile, NotImplementedError)
+           zipfile.BadZipFile, NotImplementedError, MemoryError)
 
 
 def read_torch_file(path: str | os.PathLike, *, arrays: bool = True) -> Any:
@@ -365,5 +703,5 @@ def read_torch_file(path: str | os.PathLike, *, arrays: bool = True) -> Any:
   except _Bad as e:
     message = str(e)
   except _DAMAGE as e:
-    message = f"damaged torch checkpoint ({type(e).__name__}: {e})"
+    message = f"damaged torch checkpoint ({type(e).__name__}: {short_text(e)})"
   raise CheckpointFormatError(f"{path}: {' '.join(message.split())}")

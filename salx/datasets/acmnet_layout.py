@@ -13,15 +13,19 @@ import numpy as np
 
 from salx.datasets.errors import PathLike
 from salx.datasets.json_annotated import JsonAnnotatedSource, write_json_annotated
-from salx.datasets.source import VideoRecord, check_split
+from salx.datasets.source import VideoRecord, check_split, file_in_folder
 
 DESCRIPTION = "gt.json, split_{train,test}.txt, {train,test}/<video>.npy"
 
 
 def feature_path(data_dir: PathLike, split: str, name: str) -> str:
-  """The [L, D] feature file of video `name` of `split` in the folder `data_dir`."""
+  """The [L, D] feature file of video `name` of `split` in the folder `data_dir`.
+
+  Raises:
+    UnsafeFileError: a name that would lead outside the split's folder.
+  """
   check_split(split)
-  return os.path.join(os.fspath(data_dir), split, f"{name}.npy")
+  return file_in_folder(os.path.join(os.fspath(data_dir), split), name)
 
 
 class AcmNetSource(JsonAnnotatedSource):

@@ -8,8 +8,10 @@ wrong dims, NaN or infinite values, videos without annotations or labels, labels
 outside the class list, repeated ids and segments outside their video (see
 `salx.datasets.validate`), then a summary line.
 
-Exit status: 0 no problems; 1 problems listed; 2 bad flags, or a data folder that is
-missing or in none of the layouts (one line naming it on stderr).
+Exit status: 0 no problems; 1 problems listed; 2 bad flags, a data folder that is
+missing, not a directory, in none of the layouts or with a split of no video, or a
+file unsafe to read (a crafted pickle, a video name leading outside the folder,
+JSON past its size or depth cap): one line naming it on stderr; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from typing import Optional, Sequence
 from absl import flags
 
 from salx import cli
+from salx.core.torch_format import short_text
 from salx.datasets import layouts
+from salx.datasets import npy
 from salx.datasets import validate
 
 PROG = "python -m salx.datasets.check"
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL_ERROR = 1
+EXIT_INTERRUPTED = 130
 _FLAG_NAMES = ("dataset", "data_dir", "layout", "duration_tolerance", "help")
 
 
@@ -58,10 +63,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     return validate.report(values.data_dir, values.dataset, values.layout,
                            values.duration_tolerance)
-  except validate.UnusableFolderError as e:
+  except (validate.UnusableFolderError, npy.UnsafeFileError) as e:
     return cli.command_error(PROG, e)
+  except KeyboardInterrupt:
+    print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
   except Exception as e:  # pylint: disable=broad-except
-    print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+    print(f"{PROG}: internal error: {type(e).__name__}: {short_text(e)}",
+          file=sys.stderr)
     return EXIT_INTERNAL_ERROR
 
 

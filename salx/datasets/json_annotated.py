@@ -23,9 +23,9 @@ from salx.datasets import npy
 from salx.datasets import writing
 from salx.datasets.errors import DataError, PathLike
 from salx.datasets.source import (FeatureSource, VideoAnnotation, VideoRecord,
-                                  check_split, ground_truth_entry,
-                                  read_ground_truth_json, read_split_file,
-                                  write_split_file)
+                                  check_real_features, check_split,
+                                  ground_truth_entry, read_ground_truth_json,
+                                  read_split_file, write_split_file)
 
 # Writes the features of one record of a split into the folder: (folder, split, record).
 SaveFeatures = Callable[[str, str, VideoRecord], None]
@@ -73,6 +73,7 @@ class JsonAnnotatedSource(FeatureSource):
     if features.ndim != 2 or features.shape[1] != width:
       raise DataError(f"{path}: video {name} has features of shape "
                       f"{tuple(features.shape)}, expected [L, {width}]", path)
+    check_real_features(features, path, name)
     return features
 
   def _header_length(self, split: str, name: str, path: str, width: int) -> int:

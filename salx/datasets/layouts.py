@@ -43,10 +43,20 @@ SYNTHETIC_HINT = ("to try salx without the real features, run with "
                   "--config=configs/synthetic.py")
 
 
+def missing_dir_message(data_dir: str) -> str:
+  """Why `data_dir` (not a directory) cannot be read: missing, or another kind of file."""
+  if not os.path.lexists(data_dir):
+    return f"data directory {data_dir} does not exist"
+  if os.path.islink(data_dir) and not os.path.exists(data_dir):
+    return f"data directory {data_dir} is a broken symbolic link"
+  kind = "a regular file" if os.path.isfile(data_dir) else "a device, pipe or socket"
+  return f"data directory {data_dir} is not a directory ({kind})"
+
+
 def _missing_dir_error(data_dir: str, layout: str) -> errors.DataError:
   expected = LAYOUT_DESCRIPTIONS if layout == "auto" else f"the {layout!r} layout"
-  return errors.DataError(f"data directory {data_dir} does not exist; expected "
-                          f"{expected}; {SYNTHETIC_HINT}", data_dir)
+  return errors.DataError(f"{missing_dir_message(data_dir)}; expected {expected}; "
+                          f"{SYNTHETIC_HINT}", data_dir)
 
 
 def detect_layout(data_dir: errors.PathLike) -> str:

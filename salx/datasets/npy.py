@@ -19,6 +19,14 @@ for bytes under protocol 2), each replaced by a checked version:
   - `_codecs.encode` only encodes text as latin-1; `bytes` only makes `b''`.
 No other code can run: anything else a pickle names is refused with a DataError that
 names the file and the global.
+
+The unpickler is `salx.core.torch_format.BoundedUnpickler`: besides the bytes above,
+it counts the objects a pickle builds and the references it takes again (a shared
+container is charged its whole tree), so that a 1 kB file of a list shared ten times
+ten levels deep is refused at once instead of expanding to 10^10 objects. Every
+refusal of the unpickler is an `UnsafeFileError`: a crafted or damaged file whose
+reading would be unsafe, which the dataset validator refuses outright (exit 2).
+Untrusted values appear in messages through `short_repr` only.
 """
 
 from __future__ import annotations
@@ -26,11 +34,11 @@ from __future__ import annotations
 import codecs
 import math
 import os
-import pickle
 from typing import Sequence, Tuple
 
 import numpy as np
 
+from salx.core.torch_format import BoundedUnpickler, short_repr, short_text
 from salx.datasets.errors import DataError, PathLike
 
 # Everything a pickle builds, in all, is at most this many times the bytes of its
@@ -48,6 +56,13 @@ ALLOWED_GLOBALS = frozenset(
        ("builtins", "bytes"), ("__builtin__", "bytes")])
 
 _RECONSTRUCT = np.empty(0).__reduce__()[0]
+
+
+class UnsafeFileError(DataError):
+  """A file refused as unsafe to read: a pickle naming a global outside the allow
+  list or building more than its size allows, or a video name that would leave the
+  data folder. The message is one line naming the file."""
+
 _SCALAR = np.float64(0).__reduce__()[0]
 
 
@@ -157,25 +172,25 @@ def _unpickle_object_array(f, path: str, shape: Tuple[int, ...],
   except DataError:
     raise
   except Exception as e:  # pylint: disable=broad-except
-    raise DataError(f"{path}: unreadable pickled array ({type(e).__name__}: {e})",
-                    path) from e
+    raise DataError(f"{path}: unreadable pickled array ({type(e).__name__}: "
+                    f"{short_text(e)})", path) from None
   if not isinstance(array, np.ndarray) or tuple(array.shape) != shape:
     raise DataError(f"{path}: the pickle does not hold the array of shape {shape} its "
                     "header announces", path)
   return array
 
 
-class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-access
+class _RestrictedUnpickler(BoundedUnpickler):
   """Rebuilds numpy arrays, dtypes, scalars and plain data, within a size budget.
 
   The pure-Python unpickler, so that BUILD (an array's `__setstate__`) can be
-  checked before numpy allocates.
+  checked before numpy allocates; bounded in objects by `BoundedUnpickler`.
   """
 
-  dispatch = dict(pickle._Unpickler.dispatch)  # pylint: disable=protected-access
+  dispatch = dict(BoundedUnpickler.dispatch)
 
   def __init__(self, file, path: str, data_bytes: int):
-    super().__init__(file, encoding="latin1")
+    super().__init__(file, data_bytes, encoding="latin1")
     self._path = path
     self._data_bytes = data_bytes
     self._built = 0
@@ -194,12 +209,13 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
     try:
       return self._globals[(module, name)]
     except KeyError:
-      raise self._refuse(f"refusing to unpickle {module}.{name}; only numpy arrays, "
+      raise self._refuse(f"refusing to unpickle {short_text(f'{module}.{name}', 120)}; "
+                         "only numpy arrays, "
                          "dtypes and plain lists, strings and numbers may appear in a "
                          "feature or annotation file") from None
 
   def _refuse(self, message: str) -> DataError:
-    return DataError(f"{self._path}: {message}", self._path)
+    return UnsafeFileError(f"{self._path}: {message}", self._path)
 
   def _charge(self, nbytes: int, what: str) -> None:
     """Counts `nbytes` about to be built; a DataError when the file cannot hold them."""
@@ -218,7 +234,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
     """(shape, dtype, bytes charged) of an array about to be built."""
     if not isinstance(shape, tuple) or not all(
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
-      raise self._refuse(f"damaged or crafted pickle: array shape {shape!r}")
+      raise self._refuse(f"damaged or crafted pickle: array shape {short_repr(shape)}")
     dtype = np.dtype(dtype)
     count = math.prod(shape)
     # An object element takes at least one byte of the pickle.
@@ -233,7 +249,12 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
     return _RECONSTRUCT(np.ndarray, shape, dtype)
 
   def _dtype(self, *args):
-    dtype = np.dtype(*args)
+    # The arguments are charged already (a call's, by BoundedUnpickler).
+    try:
+      dtype = np.dtype(*args)
+    except (TypeError, ValueError) as e:
+      raise self._refuse(f"damaged or crafted pickle: numpy.dtype{short_repr(args)} "
+                         f"({short_text(e, 120)})") from None
     # A structured dtype holds an entry per field (which may come from one list the
     # pickle references over and over).
     self._charge(len(dtype.names or ()) + 1, f"a dtype of {len(dtype.names or ())} "
@@ -248,34 +269,30 @@ class _RestrictedUnpickler(pickle._Unpickler):  # pylint: disable=protected-acce
   def _latin1_encode(self, text, encoding="utf-8"):
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
       raise self._refuse(f"damaged or crafted pickle: _codecs.encode of "
-                         f"{type(text).__name__} as {encoding!r}")
+                         f"{type(text).__name__} as {short_repr(encoding)}")
     self._charge(len(text), "a bytes object")
     return codecs.encode(text, "latin1")
 
   def _empty_bytes(self, *args):
     if args:
-      raise self._refuse(f"damaged or crafted pickle: bytes{args!r:.80}")
+      raise self._refuse(f"damaged or crafted pickle: bytes{short_repr(args)}")
     return b""
 
-  def _checked_build(self):
+  def _check_build(self, inst, state) -> None:
     """BUILD: only arrays and dtypes take a state; an array's is checked first."""
-    state, inst = self.stack[-1], self.stack[-2]
     if isinstance(inst, np.ndarray):
       self._check_array_state(state)
     elif not isinstance(inst, np.dtype):
       raise self._refuse(f"damaged or crafted pickle: a state for a "
                          f"{type(inst).__name__}")
-    pickle._Unpickler.load_build(self)  # pylint: disable=protected-access
-
-  dispatch[pickle.BUILD[0]] = _checked_build
 
   def _check_array_state(self, state) -> None:
     """An array state (version?, shape, dtype, fortran, data) numpy may safely take."""
     if not isinstance(state, tuple) or len(state) not in (4, 5):
-      raise self._refuse(f"damaged or crafted pickle: array state {state!r:.80}")
+      raise self._refuse(f"damaged or crafted pickle: array state {short_repr(state)}")
     shape, dtype, data = state[-4], state[-3], state[-1]
     if not isinstance(dtype, np.dtype):
-      raise self._refuse(f"damaged or crafted pickle: array dtype {dtype!r:.80}")
+      raise self._refuse(f"damaged or crafted pickle: array dtype {short_repr(dtype)}")
     shape, dtype, nbytes = self._array_bytes(shape, dtype)
     what = f"a {_name(dtype)} array of shape {shape}"
     self._charge(nbytes, what)

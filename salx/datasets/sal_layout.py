@@ -15,7 +15,7 @@ import numpy as np
 
 from salx.datasets.errors import DataError, PathLike
 from salx.datasets.json_annotated import JsonAnnotatedSource, write_json_annotated
-from salx.datasets.source import VideoRecord, check_split
+from salx.datasets.source import VideoRecord, check_split, file_in_folder
 
 DESCRIPTION = ("gt.json, split_{train,test}.txt, "
                "features/{train,test}/{rgb,flow}/<video>.npy")
@@ -23,10 +23,14 @@ STREAMS = ("rgb", "flow")
 
 
 def stream_files(data_dir: PathLike, split: str, name: str) -> Tuple[str, str]:
-  """(RGB file, flow file) of video `name` of `split` in the folder `data_dir`."""
+  """(RGB file, flow file) of video `name` of `split` in the folder `data_dir`.
+
+  Raises:
+    UnsafeFileError: a name that would lead outside the stream folders.
+  """
   check_split(split)
   folder = os.path.join(os.fspath(data_dir), "features", split)
-  return tuple(os.path.join(folder, stream, f"{name}.npy") for stream in STREAMS)
+  return tuple(file_in_folder(os.path.join(folder, stream), name) for stream in STREAMS)
 
 
 class SalSource(JsonAnnotatedSource):

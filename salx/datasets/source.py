@@ -4,22 +4,33 @@
 time; `VideoRecord` is one video's features and labels, `VideoAnnotation` its
 annotation as the files state it. Also here: the files two layouts share, split
 lists (one video name per line) and ActivityNet-style `gt.json` ground truth.
+
+Video names come from files (split lists, gt.json keys, W-TALC arrays) and name
+feature files: `check_video_name` accepts only plain names (no path separator, no
+'..', no NUL or control character) and `file_in_folder` checks that a feature path
+stays inside its folder; either refuses with an `npy.UnsafeFileError`.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import math
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from salx.core.constants import FEATURE_FPS, SNIPPET_FRAMES, SPLITS
+from salx.core.torch_format import short_repr
 from salx.datasets import classes
+from salx.datasets import npy
 from salx.datasets.errors import DataError, PathLike
+from salx.postprocess import json_limits
+
+# What a plain video name may not hold: path separators, NUL and control characters.
+_NOT_PLAIN = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def snippets_for_duration(duration: float) -> int:
@@ -70,6 +81,35 @@ class VideoAnnotation:
   segment_labels: Tuple[str, ...]
   video_labels: Tuple[str, ...]
   duration: Optional[float]
+
+
+def check_video_name(name: str, path: PathLike, where: str = "") -> str:
+  """`name` when it is a plain file name; an UnsafeFileError naming `path` if not.
+
+  A plain name is not empty and holds no path separator ('/', '\\'), no '..', no
+  NUL or other control character: joined to a folder, it names a file in it.
+  `where` ('line 3: ') places the name in `path`.
+  """
+  if not isinstance(name, str) or not name or ".." in name or _NOT_PLAIN.search(name):
+    raise npy.UnsafeFileError(
+        f"{os.fspath(path)}: {where}video name {short_repr(name)} is not a plain name "
+        "(no path separator, '..', NUL or control character): it could name a file "
+        "outside the data folder", path)
+  return name
+
+
+def file_in_folder(folder: PathLike, name: str, suffix: str = ".npy") -> str:
+  """`folder/<name><suffix>`, checked to be a file right inside `folder`.
+
+  The path is resolved (absolute, '..' collapsed; symbolic links the folder's owner
+  placed are followed when the file is opened) and must stay in `folder`.
+  """
+  folder = os.fspath(folder)
+  path = os.path.join(folder, f"{name}{suffix}")
+  if os.path.dirname(os.path.abspath(path)) != os.path.abspath(folder):
+    raise npy.UnsafeFileError(f"{path}: video name {short_repr(name)} leads outside "
+                              f"the folder {folder}", path)
+  return path
 
 
 def check_split(split: str) -> None:
@@ -220,10 +260,18 @@ class FeatureSource(abc.ABC):
                       path)
     if features.shape[0] < 1:
       raise DataError(f"{path}: video {name} has no snippets", path)
-    if not np.issubdtype(features.dtype, np.number):
-      raise DataError(f"{path}: video {name} has non-numeric features "
-                      f"({features.dtype})", path)
+    check_real_features(features, path, name)
     return np.asarray(features, np.float32)
+
+
+def check_real_features(features: np.ndarray, path: str, name: str) -> None:
+  """A DataError naming `path` unless `features` are real numbers (not complex)."""
+  if np.iscomplexobj(features):
+    raise DataError(f"{path}: video {name} has complex-valued features "
+                    f"({features.dtype}); features must be real numbers", path)
+  if not np.issubdtype(features.dtype, np.number):
+    raise DataError(f"{path}: video {name} has non-numeric features "
+                    f"({features.dtype})", path)
 
 
 # ---------------------------------------------------------------------------
@@ -231,15 +279,22 @@ class FeatureSource(abc.ABC):
 
 
 def read_split_file(path: PathLike) -> List[str]:
-  """Video names, one per line (blank lines skipped), in file order."""
+  """Video names, one per line (blank lines skipped), in file order.
+
+  Raises:
+    DataError: a missing or unreadable file; UnsafeFileError for a name that is
+      not plain (`check_video_name`).
+  """
   path = os.fspath(path)
   try:
     with open(path, encoding="utf-8") as f:
-      return [line.strip() for line in f if line.strip()]
+      lines = [line.strip() for line in f]
   except FileNotFoundError:
     raise DataError(f"{path}: split file not found", path) from None
   except (OSError, UnicodeDecodeError) as e:
     raise DataError(f"{path}: cannot read split file ({e})", path) from e
+  return [check_video_name(line, path, f"line {number}: ")
+          for number, line in enumerate(lines, 1) if line]
 
 
 def write_split_file(path: PathLike, names: Sequence[str]) -> None:
@@ -252,10 +307,11 @@ def _as_seconds(value, path: str, video: str, what: str) -> float:
   try:
     seconds = float(value)
   except (TypeError, ValueError):
-    raise DataError(f"{path}: video {video}: {what} {value!r} is not a number",
-                    path) from None
+    raise DataError(f"{path}: video {video}: {what} {short_repr(value)} is not a "
+                    "number", path) from None
   if not math.isfinite(seconds):
-    raise DataError(f"{path}: video {video}: {what} {value!r} is not finite", path)
+    raise DataError(f"{path}: video {video}: {what} {short_repr(value)} is not finite",
+                    path)
   return seconds
 
 
@@ -272,10 +328,10 @@ def _parse_json_video(path: str, name: str, entry) -> VideoAnnotation:
     if (not isinstance(segment, (list, tuple)) or len(segment) != 2
         or "label" not in instance):
       raise DataError(f"{path}: video {name}: an annotation lacks 'label' or a "
-                      f"two-value 'segment': {instance!r}", path)
+                      f"two-value 'segment': {short_repr(instance)}", path)
     if not isinstance(instance["label"], str):
-      raise DataError(f"{path}: video {name}: label {instance['label']!r} is not a "
-                      "string", path)
+      raise DataError(f"{path}: video {name}: label {short_repr(instance['label'])} "
+                      "is not a string", path)
     pairs.append([_as_seconds(v, path, name, "segment value") for v in segment])
     labels.append(instance["label"])
   duration = entry.get("duration")
@@ -283,7 +339,8 @@ def _parse_json_video(path: str, name: str, entry) -> VideoAnnotation:
     duration = _as_seconds(duration, path, name, "duration")
   subset = entry.get("subset")
   if subset is not None and not isinstance(subset, str):
-    raise DataError(f"{path}: video {name}: subset {subset!r} is not a string", path)
+    raise DataError(f"{path}: video {name}: subset {short_repr(subset)} is not a "
+                    "string", path)
   return VideoAnnotation(
       name=name, subset=subset, segments=segments_array(pairs),
       segment_labels=tuple(labels), video_labels=tuple(dict.fromkeys(labels)),
@@ -293,22 +350,29 @@ def _parse_json_video(path: str, name: str, entry) -> VideoAnnotation:
 def read_ground_truth_json(path: PathLike) -> Dict[str, VideoAnnotation]:
   """{video: VideoAnnotation} of an ActivityNet-style gt.json, in file order.
 
-  Segment values and durations may be numbers or numeric strings.
+  Segment values and durations may be numbers or numeric strings. The file is read
+  within `json_limits`' size and depth caps.
 
   Raises:
     DataError: a missing or unreadable file, or a malformed entry; the message
-      names the file, the video and the field.
+      names the file, the video and the field. UnsafeFileError for a file past
+      the size or depth cap, or a video name that is not plain.
   """
   path = os.fspath(path)
   try:
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
+    data = json_limits.load_json(path)
   except FileNotFoundError:
     raise DataError(f"{path}: ground-truth file not found", path) from None
-  except (OSError, ValueError) as e:
+  except OSError as e:
     raise DataError(f"{path}: unreadable JSON ({e})", path) from e
+  except json_limits.JsonLimitError as e:   # Past a cap: unsafe to read further.
+    raise npy.UnsafeFileError(str(e), path) from None
+  except json_limits.JsonInputError as e:
+    raise DataError(str(e), path) from None
   database = data.get("database") if isinstance(data, dict) else None
   if not isinstance(database, dict):
     raise DataError(f"{path}: expected a top-level 'database' object", path)
-  return {str(name): _parse_json_video(path, str(name), entry)
-          for name, entry in database.items()}
+  annotations = {}
+  for name, entry in database.items():
+    annotations[check_video_name(name, path)] = _parse_json_video(path, name, entry)
+  return annotations

@@ -11,15 +11,21 @@ read into memory whole, once). Finds, one `Problem` each:
   - segments with a negative start, an end not after the start, or an end beyond the
     video's duration (when the duration is known) by more than `duration_tolerance`
     seconds (ActivityNet's own annotations overshoot by up to ~0.85 s).
+  - features that are complex-valued (named per video and file, like NaN).
 The same problem (a damaged file shared by every video) is reported once.
 `report` prints them and a summary; `python -m salx.datasets.check` is its command.
+
+Some folders are refused rather than listed (`UnusableFolderError`, or an
+`npy.UnsafeFileError` raised as it is met): a data dir that is missing or not a
+directory, a split that lists no video (training would fail only after its start),
+and files unsafe to read (a crafted pickle, a video name leading outside the
+folder, JSON past its size or depth cap): one line, exit 2 from the command.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import os
 import sys
 from typing import Iterable, Iterator, List, Optional, TextIO
@@ -27,9 +33,12 @@ from typing import Iterable, Iterator, List, Optional, TextIO
 import numpy as np
 
 from salx.core.constants import SPLITS
+from salx.core.torch_format import short_repr
 from salx.datasets import layouts
+from salx.datasets import npy
 from salx.datasets.errors import DataError
 from salx.datasets.source import FeatureSource, VideoAnnotation
+from salx.postprocess import json_limits
 
 DEFAULT_DURATION_TOLERANCE = 1.0
 EXIT_CLEAN = 0
@@ -37,7 +46,8 @@ EXIT_PROBLEMS = 1
 
 
 class UnusableFolderError(DataError):
-  """The data folder is missing or is in none of the layouts: nothing to check."""
+  """The data folder is missing, not a directory, in none of the layouts, or has a
+  split of no video: refused, nothing to check."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +90,7 @@ def _duplicate_json_keys(path: str) -> List[str]:
     repeated.extend(key for key, count in counts.items() if count > 1)
     return dict(pairs)
 
-  with open(path, encoding="utf-8") as f:
-    json.load(f, object_pairs_hook=remember_repeats)
+  json_limits.load_json(path, object_pairs_hook=remember_repeats)
   return repeated
 
 
@@ -89,7 +98,7 @@ def _annotation_file_problems(source: FeatureSource) -> Iterator[Problem]:
   path = source.annotation_file
   if path.endswith(".json"):
     for key in _duplicate_json_keys(path):
-      yield Problem(path, f"key {key!r} appears more than once in one object "
+      yield Problem(path, f"key {short_repr(key)} appears more than once in one object "
                           "(JSON readers keep only the last)")
 
 
@@ -97,6 +106,8 @@ def _feature_problems(source: FeatureSource, split: str,
                       name: str) -> Iterator[Problem]:
   try:
     features = source.load_features(split, name)
+  except npy.UnsafeFileError:
+    raise
   except DataError as e:
     yield _from_error(e, source.feature_file(split, name))
     return
@@ -132,7 +143,7 @@ def _annotation_problems(source: FeatureSource, split: str, name: str,
   known = set(source.class_names)
   for label in sorted(set(annotation.video_labels) | set(annotation.segment_labels)):
     if label not in known:
-      yield Problem(file, f"video {name} has label {label!r}, which is not one of the "
+      yield Problem(file, f"video {name} has label {short_repr(label)}, which is not one of the "
                           f"{len(known)} classes of the class list")
   if split == "train" and not annotation.video_labels:
     yield Problem(file, f"training video {name} has no labels (it cannot train MIL)")
@@ -177,11 +188,18 @@ def open_folder(data_dir: str, dataset: str, layout: str = "auto") -> FeatureSou
   if layout == "auto":
     try:
       layout = layouts.detect_layout(data_dir)
+    except npy.UnsafeFileError:
+      raise
     except DataError as e:
       raise UnusableFolderError(str(e), e.path) from None
   elif not os.path.isdir(data_dir):
-    raise UnusableFolderError(f"data directory {data_dir} does not exist", data_dir)
-  return layouts.open_source(data_dir, dataset, layout)
+    raise UnusableFolderError(layouts.missing_dir_message(data_dir), data_dir)
+  source = layouts.open_source(data_dir, dataset, layout)
+  for split in SPLITS:
+    if not source.video_names(split):
+      path = source.split_file(split)
+      raise UnusableFolderError(f"{path}: the {split} split lists no video", path)
+  return source
 
 
 def check_dataset(data_dir: str, dataset: str, layout: str = "auto",
@@ -192,11 +210,14 @@ def check_dataset(data_dir: str, dataset: str, layout: str = "auto",
   Raises:
     ValueError: unknown dataset or layout.
   """
+  problems = []
   try:
     source = open_folder(data_dir, dataset, layout)
-  except DataError as e:
-    return [_from_error(e, data_dir)]
-  return list(iter_problems(source, duration_tolerance))
+    for problem in iter_problems(source, duration_tolerance):
+      problems.append(problem)
+  except DataError as e:  # A folder that does not open, or a file unsafe to read.
+    problems.append(_from_error(e, data_dir))
+  return problems
 
 
 def report(data_dir: str, dataset: str, layout: str = "auto",
@@ -209,11 +230,12 @@ def report(data_dir: str, dataset: str, layout: str = "auto",
 
   Raises:
     UnusableFolderError: as `open_folder`.
+    UnsafeFileError: a file unsafe to read, as soon as it is met.
   """
   out = out or sys.stdout
   try:
     source = open_folder(data_dir, dataset, layout)
-  except UnusableFolderError:
+  except (UnusableFolderError, npy.UnsafeFileError):
     raise
   except DataError as e:
     print(_from_error(e, data_dir), file=out)

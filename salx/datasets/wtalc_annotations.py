@@ -13,7 +13,9 @@
 
 Every value is checked for its type (names and labels strings, segments pairs of
 finite numbers, durations numbers); a bad one is a DataError naming the file, the
-video and the field.
+video and the field. Values appear in messages through `short_repr` (a crafted
+value's whole repr can be gigabytes); video names must be plain names
+(`source.check_video_name`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
+from salx.core.torch_format import short_repr
 from salx.datasets import npy
 from salx.datasets.errors import DataError, PathLike
-from salx.datasets.source import VideoAnnotation, segments_array
+from salx.datasets.source import VideoAnnotation, check_video_name, segments_array
 
 REQUIRED_FIELDS = ("videoname", "subset", "segments", "labels", "classlist")
 OPTIONAL_FIELDS = ("labels_all", "duration", "url")
@@ -64,10 +67,11 @@ def _text(value, path: str, where: str) -> str:
     try:
       return bytes(value).decode("utf-8")
     except UnicodeDecodeError:
-      raise DataError(f"{path}: {where} {value!r} is not UTF-8 text", path) from None
+      raise DataError(f"{path}: {where} {short_repr(value)} is not UTF-8 text",
+                      path) from None
   if isinstance(value, str):
     return str(value)
-  raise DataError(f"{path}: {where} {value!r:.80} is not a string", path)
+  raise DataError(f"{path}: {where} {short_repr(value)} is not a string", path)
 
 
 def _is_number(value) -> bool:
@@ -78,7 +82,7 @@ def _entries(value, path: str, where: str):
   """`value` as a sequence of entries (a list, tuple or array of at least 1 dim)."""
   if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim):
     return value
-  raise DataError(f"{path}: {where} {value!r:.80} is not a list", path)
+  raise DataError(f"{path}: {where} {short_repr(value)} is not a list", path)
 
 
 def _texts(value, path: str, where: str) -> Tuple[str, ...]:
@@ -92,17 +96,17 @@ def _segments(value, path: str, where: str) -> np.ndarray:
   for j, pair in enumerate(_entries(value, path, where)):
     if (not isinstance(pair, (list, tuple, np.ndarray)) or len(pair) != 2
         or not all(_is_number(v) and math.isfinite(v) for v in pair)):
-      raise DataError(f"{path}: {where}[{j}] {pair!r:.80} is not a pair of finite "
-                      "numbers", path)
+      raise DataError(f"{path}: {where}[{j}] {short_repr(pair)} is not a pair of "
+                      "finite numbers", path)
     pairs.append([float(v) for v in pair])
   return segments_array(pairs)
 
 
 def _duration(value, path: str, where: str) -> Optional[float]:
   if not _is_number(value):
-    raise DataError(f"{path}: {where} {value!r:.80} is not a number", path)
+    raise DataError(f"{path}: {where} {short_repr(value)} is not a number", path)
   if math.isinf(value):
-    raise DataError(f"{path}: {where} {value!r} is not finite", path)
+    raise DataError(f"{path}: {where} {short_repr(value)} is not finite", path)
   return None if math.isnan(value) else float(value)
 
 
@@ -130,9 +134,14 @@ def _read_arrays(annotation_dir: str) -> Dict[str, np.ndarray]:
 
 
 def _video_names(arrays: Mapping[str, np.ndarray], annotation_dir: str) -> List[str]:
-  """Video names; W-TALC's ActivityNet 'video_<n>' names become YouTube ids."""
+  """Video names; W-TALC's ActivityNet 'video_<n>' names become YouTube ids.
+
+  Raises:
+    DataError: a name that is not text; UnsafeFileError: one that is not plain.
+  """
   path = field_file(annotation_dir, "videoname")
-  names = [_text(v, path, f"entry {i}: videoname")
+  names = [check_video_name(_text(v, path, f"entry {i}: videoname"), path,
+                            f"entry {i}: ")
            for i, v in enumerate(arrays["videoname"])]
   if "url" not in arrays or not all(re.fullmatch(r"video_\d+", n) for n in names):
     return names
@@ -142,8 +151,9 @@ def _video_names(arrays: Mapping[str, np.ndarray], annotation_dir: str) -> List[
     url = _text(value, path, f"video {name}: url")
     match = _YOUTUBE_ID.search(url)
     if match is None:
-      raise DataError(f"{path}: video {name}: no YouTube id in url {url!r}", path)
-    ids.append(match.group(1))
+      raise DataError(f"{path}: video {name}: no YouTube id in url {short_repr(url)}",
+                      path)
+    ids.append(check_video_name(match.group(1), path, f"video {name}: url: "))
   return ids
 
 

@@ -137,8 +137,9 @@ class WtalcSource(FeatureSource):
         try:
           self._features = self._read_features()
         except DataError as e:
-          # A fresh error, so that the partly read pickle is not kept alive.
-          self._features_error = DataError(str(e), e.path)
+          # A fresh error (of the same class: an unsafe file stays one), so that
+          # the partly read pickle is not kept alive.
+          self._features_error = type(e)(str(e), e.path)
           raise self._features_error from None
       return self._features
 

@@ -20,6 +20,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from salx.postprocess import inputs
+from salx.postprocess import json_limits
 
 _FIELDS = ("video", "label", "score", "start", "end")
 
@@ -106,7 +107,7 @@ class Detections:
       EvalInputError: unreadable or malformed file, a detection lacking a field,
         a label outside `class_names`, a non-finite score or segment, end < start.
     """
-    source, data = inputs.source_and_data(path_or_data)
+    source, data = json_limits.source_and_data(path_or_data)
     results = data.get("results") if isinstance(data, Mapping) else None
     if not isinstance(results, Mapping):
       raise inputs.EvalInputError(f"{source}: no 'results' object (ActivityNet format)")

@@ -16,6 +16,7 @@ import numpy as np
 
 from salx.postprocess import arrays
 from salx.postprocess import inputs
+from salx.postprocess import json_limits
 from salx.postprocess.detections import Detections
 from salx.postprocess.inputs import EvalInputError
 
@@ -65,7 +66,7 @@ def load_ground_truth(path_or_data: inputs.PathOrData, subset: str = "test") -> 
   Raises:
     EvalInputError: unreadable or malformed file, or an empty subset.
   """
-  source, data = inputs.source_and_data(path_or_data)
+  source, data = json_limits.source_and_data(path_or_data)
   database = data.get("database") if isinstance(data, Mapping) else None
   if not isinstance(database, Mapping):
     raise EvalInputError(f"{source}: no 'database' object (ActivityNet format)")
