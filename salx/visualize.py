@@ -8,7 +8,9 @@ latest), runs the model on the split's videos and writes into W/plots (or --out)
 videos/<video>.png (one timeline per video: ground truth, detections marked true or
 false positive at tIoU 0.5, class activation, actionness; for the training split
 also the pseudo label and adaptive mask), losses.png, map.png, ap_bars.png and
-index.html, a static page linking them all (open it in a browser, no server).
+index.html, a static page linking them all (open it in a browser, no server; each
+thumbnail opens its picture at full size). On a terminal, stderr says what runs and
+a progress bar counts the timelines drawn.
 
 Exit status: 0 done, 2 no run in the workdir, a bad flag, config or data folder
 (one line on stderr).
@@ -23,6 +25,7 @@ from absl import flags
 from absl import logging
 
 from salx import cli
+from salx.core import progress_bar
 
 PROG = "python -m salx.visualize"
 
@@ -47,6 +50,9 @@ def _define_flags(values: flags.FlagValues) -> None:
 def run(workdir: str, out: str, split: str, video, top_per_class: int,
         score_threshold) -> int:
   """Draws the run's pictures; returns the exit status (errors printed, not raised)."""
+  what = f"video {video}" if video else f"the {split} split"
+  progress_bar.note(f"{PROG}: restoring the run in {workdir} and running its model "
+                    f"on {what}...")
   # Imported here so that --help answers at once.
   cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
   from salx.app import pictures  # pylint: disable=g-import-not-at-top

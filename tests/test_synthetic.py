@@ -2,10 +2,12 @@
 (salx.datasets.synthetic): the demo dataset, determinism, atomic writing, flags."""
 
 import dataclasses
+import io
 import os
 import subprocess
 import sys
 
+from absl import flags
 import numpy as np
 import pytest
 
@@ -214,7 +216,66 @@ def test_cli_help_lists_every_flag_and_exits_0(capsys):
   names += [f.name for f in dataclasses.fields(synthesis.SyntheticSpec)]
   for name in names:
     assert f"--{name}" in text
-  assert "default 0.5" in text   # The SyntheticSpec defaults are shown.
+  assert "(default: '1.0')" in text   # The SyntheticSpec defaults are shown.
+
+
+def _flag_values(*argv):
+  values = flags.FlagValues()
+  synthetic._define_flags(values)   # pylint: disable=protected-access
+  values(["synthetic", *argv])
+  return values
+
+
+def test_cli_every_flag_has_a_description():
+  values = _flag_values("--out", "x")
+  names = list(values)
+  assert len(names) == 11 + len(dataclasses.fields(synthesis.SyntheticSpec))
+  assert set(synthesis.FIELD_HELP) == {f.name for f in
+                                       dataclasses.fields(synthesis.SyntheticSpec)}
+  for name in names:
+    text = values[name].help or ""
+    assert len(text.split()) >= 4 and not text.startswith("SyntheticSpec"), (name, text)
+
+
+def test_cli_defaults_are_the_demo_configs_generator_settings(tmp_path, monkeypatch,
+                                                              capsys):
+  import configs.synthetic  # pylint: disable=g-import-not-at-top
+  demo = dict(configs.synthetic.SYNTHETIC_SPEC,
+              feature_dim=configs.synthetic.get_config().feature_dim)
+  assert dataclasses.asdict(synthetic.spec_from_flags(_flag_values("--out", "x"))) == demo
+  assert dataclasses.asdict(synthesis.SyntheticSpec()) == demo
+  # The command itself asks the generator for that spec.
+  asked = []
+
+  def fake_make(out, spec, *args, **kwargs):
+    del out, args, kwargs
+    asked.append(spec)
+    raise ValueError("stop here")
+
+  monkeypatch.setattr(synthesis, "make_synthetic_dataset", fake_make)
+  assert synthetic.main(["--out", str(tmp_path / "demo")]) == 2
+  assert "stop here" in capsys.readouterr().err
+  assert asked == [synthesis.SyntheticSpec()]
+  assert synthetic.spec_from_flags(
+      _flag_values("--out", "x", "--noise_std", "2")).noise_std == 2.0
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_generation_shows_a_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+  synthesis.make_synthetic_dataset(tmp_path / "quiet", TINY)
+  assert capsys.readouterr().err == ""   # Captured stderr is not a terminal.
+  terminal = _Terminal()
+  monkeypatch.setattr(sys, "stderr", terminal)
+  synthesis.make_synthetic_dataset(tmp_path / "shown", TINY, layout="wtalc")
+  last = terminal.getvalue().rstrip("\n").split("\r")[-1]
+  assert last.startswith("writing wtalc, ~2 MB  [#") and "6/6  100%" in last
+  assert "videos/s" in last and terminal.getvalue().endswith("\n")
+  synthesis.make_synthetic_dataset(tmp_path / "off", TINY, progress=False)
+  assert "writing sal" not in terminal.getvalue()
 
 
 def test_cli_runs_as_a_module_and_defines_no_global_flags(tmp_path):

@@ -3,16 +3,20 @@ the index page, drawn from arrays (tests/test_pictures.py: the run's arrays and 
 command)."""
 
 import html.parser
+import io
 import os
 import pathlib
+import sys
 from urllib import parse
 
+import matplotlib.colors
 from matplotlib import image as mpimg
 import numpy as np
 import pytest
 
 from salx.postprocess.detections import Detections
 from salx.viz import ap_bars
+from salx.viz import canvas
 from salx.viz import curves
 from salx.viz import index_page
 from salx.viz import run_pictures
@@ -217,6 +221,47 @@ def test_curves_of_several_members_with_bands_and_selected_steps(tmp_path):
   assert (one["bands"], one["selected_steps"]) == (0, [10.0])
 
 
+class _Figures:
+  """Keeps every figure `canvas.save` writes, by file name."""
+
+  def __init__(self, monkeypatch):
+    self.by_name = {}
+    real_save = canvas.save
+
+    def save(fig, path):
+      self.by_name[os.path.basename(path)] = fig
+      return real_save(fig, path)
+
+    monkeypatch.setattr(canvas, "save", save)
+
+
+def test_map_starts_at_the_untrained_point_on_a_0_to_100_percent_axis(tmp_path,
+                                                                       monkeypatch):
+  figures = _Figures(monkeypatch)
+  members = [dict(_member("seed 0", [50, 100], [2.0, 1.0], [0.62, 0.65]),
+                  untrained={"step": 0, "average_mAP": 0.001}),
+             _member("seed 1", [50, 100], [2.0, 1.0], [0.60, 0.61])]
+  info = curves.draw_map(str(tmp_path / "map.png"), members)
+  (ax,) = figures.by_name["map.png"].axes
+  assert ax.get_ylim() == (0.0, 100.0) == info["ylim"]   # Not zoomed onto 60-65 %.
+  lines = [a for a in ax.lines if a.get_gid() == curves.MEMBER_GID]
+  np.testing.assert_allclose(lines[0].get_xydata(), [[0, 0.1], [50, 62], [100, 65]])
+  np.testing.assert_allclose(lines[1].get_xydata(), [[50, 60], [100, 61]])
+  assert info["first_steps"] == [0.0, 50.0]
+  assert info["selected_steps"] == [100.0, 100.0]   # The untrained is never selected.
+  assert "untrained" in ax.get_title(loc="left")
+  # An evaluation at step 0 already in the history is not drawn twice.
+  again = [dict(members[0], eval=[{"step": 0, "average_mAP": 0.002}]
+                + members[0]["eval"])]
+  curves.draw_map(str(tmp_path / "again.png"), again)
+  (ax,) = figures.by_name["again.png"].axes
+  line = next(a for a in ax.lines if a.get_gid() == curves.MEMBER_GID)
+  np.testing.assert_allclose(line.get_xdata(), [0, 50, 100])
+  np.testing.assert_allclose(line.get_ydata()[0], 0.2)
+  with pytest.raises(ValueError, match=r"members\[0\].untrained"):
+    curves.draw_map(str(tmp_path / "x.png"), [dict(members[0], untrained=[0.1])])
+
+
 def _record(step, scale):
   th = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
   per_class = {c: [scale * (1 - t) * (i + 1) / 3 for t in th] for i, c in enumerate(CLASSES)}
@@ -239,6 +284,51 @@ def test_ap_bars_of_the_last_and_the_selected_step(tmp_path):
   bad = dict(_record(1, 1.0), mAP=[0.1])
   with pytest.raises(ValueError, match="selected: mAP"):
     ap_bars.draw_ap_bars(str(tmp_path / "x.png"), last=None, selected=bad)
+
+
+def _ap_record(step, ap_at_05):
+  """A record whose per-class AP is `ap_at_05[class]` at every tIoU."""
+  th = [0.3, 0.5, 0.7]
+  per_class = {c: [v] * 3 for c, v in ap_at_05.items()}
+  return {"step": step, "tiou_thresholds": th, "per_class_AP": per_class,
+          "mAP": [float(np.mean(list(ap_at_05.values())))] * 3}
+
+
+def _drawn_rows(ax, color):
+  """(row's tick label, bar width) of the bars of `color`, top to bottom, as drawn."""
+  bars = sorted((p for p in ax.patches if p.get_gid() == ap_bars.CLASS_GID
+                 and matplotlib.colors.same_color(p.get_facecolor(), color)),
+                key=lambda p: p.get_y())
+  ticks = np.asarray(ax.get_yticks())
+  labels = [label.get_text() for label in ax.get_yticklabels()]
+  rows = [int(np.argmin(np.abs(ticks - (p.get_y() + p.get_height() / 2))))
+          for p in bars]
+  return [(labels[r], round(p.get_width(), 6)) for r, p in zip(rows, bars)]
+
+
+def test_per_class_ap_is_sorted_by_the_selected_steps_ap_then_by_name(tmp_path,
+                                                                      monkeypatch):
+  figures = _Figures(monkeypatch)
+  selected = _ap_record(50, {"kick": 0.2, "Bowl": 0.5, "dive": 0.9, "Archery": 0.5,
+                             "climb": 0.0})
+  last = _ap_record(300, {"kick": 0.8, "Bowl": 0.1, "dive": 0.3, "Archery": 0.2,
+                          "climb": 0.6, "extra": 1.0})
+  info = ap_bars.draw_ap_bars(str(tmp_path / "ap.png"), last=last, selected=selected)
+  order = ["dive", "Archery", "Bowl", "kick", "climb", "extra"]   # extra: no AP there
+  assert info["classes"] == order
+  ax = figures.by_name["ap.png"].axes[0]
+  assert ax.get_ylim()[0] > ax.get_ylim()[1]   # Row 0 on top.
+  selected_rows = _drawn_rows(ax, "#1f77b4")
+  assert [name for name, _ in selected_rows] == order
+  widths = [w for _, w in selected_rows]
+  assert widths[:5] == [90.0, 50.0, 50.0, 20.0, 0.0] and np.isnan(widths[5])
+  assert _drawn_rows(ax, "#7f7f7f") == list(zip(order, [30.0, 20.0, 10.0, 80.0, 60.0,
+                                                        100.0]))
+  # Only the last step drawn: its AP orders the rows.
+  alone = ap_bars.draw_ap_bars(str(tmp_path / "last.png"), last=last, selected=None)
+  assert alone["classes"] == ["extra", "kick", "climb", "dive", "Archery", "Bowl"]
+  assert [n for n, _ in _drawn_rows(figures.by_name["last.png"].axes[0],
+                                    "#7f7f7f")] == alone["classes"]
 
 
 # ---------------------------------------------------------------------------
@@ -270,6 +360,36 @@ def check_links(folder):
   return parser, page
 
 
+class _Thumbnails(html.parser.HTMLParser):
+  """(link target, image source) of every <img> inside an <a>; images outside one."""
+
+  def __init__(self):
+    super().__init__()
+    self.href, self.linked, self.unlinked = None, [], []
+
+  def handle_starttag(self, tag, attrs):
+    attrs = dict(attrs)
+    if tag == "a":
+      self.href = attrs.get("href")
+    elif tag == "img":
+      (self.linked if self.href else self.unlinked).append((self.href, attrs["src"]))
+
+  def handle_endtag(self, tag):
+    if tag == "a":
+      self.href = None
+
+
+def thumbnails(folder):
+  """(href, src) of every picture of folder/index.html; each is a link to itself."""
+  parser = _Thumbnails()
+  parser.feed((pathlib.Path(folder) / "index.html").read_text(encoding="utf-8"))
+  assert parser.linked and not parser.unlinked
+  for href, src in parser.linked:
+    assert href == src
+  return [(pathlib.Path(folder) / parse.unquote(parse.urlsplit(href).path))
+          for href, _ in parser.linked]
+
+
 def test_index_links_every_picture_worst_video_first(tmp_path):
   (tmp_path / "v").mkdir()
   for name in ("a b.png", "c.png", "d.png", "fig.png"):
@@ -284,6 +404,8 @@ def test_index_links_every_picture_worst_video_first(tmp_path):
   order = [t for t in parser.text if t in ("good", "<script>bad</script>",
                                            "no ground truth")]
   assert order == ["<script>bad</script>", "good", "no ground truth"]
+  assert [p.name for p in thumbnails(tmp_path)] == ["fig.png", "c.png", "a b.png",
+                                                    "d.png"]
   with pytest.raises(ValueError, match=r"videos\[0\] png_relpath"):
     index_page.write_index(str(tmp_path), table_text="", videos=[("x", "/etc/x.png", 0)],
                            figures=[])
@@ -302,13 +424,17 @@ def test_video_ap_is_the_protocol_on_one_video():
   assert run_pictures.video_ap([], exact, CLASSES, [0.5]) is None
 
 
-def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path):
+def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path,
+                                                                   monkeypatch, capsys):
+  figures = _Figures(monkeypatch)
   history = [_member("seed 0", [10, 20], [2.0, 1.0], [0.3, 0.4])]
   per_video = [dict(timeline_args(seed=i), video=name, extra="ignored")
                for i, name in enumerate(["v/1", "v 1", "v:1"])]
+  untrained = dict(_record(0, 0.01), average_mAP=0.004)
   files = run_pictures.draw_run(str(tmp_path / "plots"), per_video=per_video,
                                 history=history,
-                                records={"last": _record(20, 1.0), "best": None},
+                                records={"last": _record(20, 1.0), "best": None,
+                                         "untrained": untrained},
                                 table_text="table", top_per_class=3)
   assert len(files) == 3 + 3 + 1 and files[-1].endswith("index.html")
   assert len(set(files)) == len(files)
@@ -317,3 +443,31 @@ def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path):
   for path in files[:3]:
     assert _png_size(path)[0] == 1600
   check_links(tmp_path / "plots")
+  # Every thumbnail is a link to its picture at full size.
+  linked = thumbnails(tmp_path / "plots")
+  assert sorted(str(p) for p in linked) == sorted(files[:-1])
+  for path in linked:
+    if path.parent.name == run_pictures.VIDEO_DIR:
+      assert _png_size(path)[0] == 1600
+  # map.png starts at the untrained record of metrics.json, on a 0-100 % axis.
+  (ax,) = figures.by_name["map.png"].axes
+  line = next(a for a in ax.lines if a.get_gid() == curves.MEMBER_GID)
+  np.testing.assert_allclose(line.get_xydata(), [[0, 0.4], [10, 30], [20, 40]])
+  assert ax.get_ylim() == (0.0, 100.0)
+  assert "untrained" not in history[0]   # The caller's history is left alone.
+  assert capsys.readouterr().err == ""   # No bar when stderr is not a terminal.
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_draw_run_counts_the_timelines_on_a_terminal(tmp_path, monkeypatch):
+  terminal = _Terminal()
+  monkeypatch.setattr(sys, "stderr", terminal)
+  per_video = [dict(timeline_args(seed=i), video=f"v{i}") for i in range(3)]
+  run_pictures.draw_run(str(tmp_path), per_video=per_video, history=[], records=None,
+                        table_text="", width_px=600)
+  last = terminal.getvalue().rstrip("\n").split("\r")[-1]
+  assert last.startswith("drawing timelines") and "3/3" in last and "100%" in last

@@ -4,11 +4,13 @@ r"""Writes a synthetic I3D-feature dataset in one of the real layouts.
         [--dataset thumos14] [--annotations GT.json --video_info CSV ...]
         [--<SyntheticSpec field>=VALUE ...] [--overwrite]
 
-Without --annotations the demo dataset (or the sizes given by the SyntheticSpec
-flags); with it, a copy of a real dataset's videos, lengths and instances with
-synthetic features. The generator is `salx.datasets.synthesis` (its docstring
-explains the knobs). Exit status: 0 written (or already there), 2 bad input, with
-one line naming the flag or the file.
+Without --annotations the demo dataset (the defaults of the SyntheticSpec flags are
+those of `configs/synthetic.py`, so `--out DIR` alone writes the data the demo
+trains on), or the sizes and difficulty given by those flags; with --annotations, a
+copy of a real dataset's videos, lengths and instances with synthetic features. The
+generator is `salx.datasets.synthesis` (its docstring explains the knobs). A
+progress bar counts the videos on stderr when it is a terminal. Exit status: 0
+written (or already there), 2 bad input, with one line naming the flag or the file.
 """
 
 from __future__ import annotations
@@ -33,28 +35,47 @@ def _define_flags(values: flags.FlagValues) -> None:
   def string(name, help_text, default=None):
     flags.DEFINE_string(name, default, help_text, flag_values=values)
 
-  string("out", "the dataset folder to create (required)")
+  string("out", "The dataset folder to create (required). A folder that already "
+         "holds the same synthetic dataset is kept as it is.")
   flags.mark_flag_as_required("out", flag_values=values)
-  flags.DEFINE_enum("layout", "sal", layouts.LAYOUTS, "the layout to write",
+  flags.DEFINE_enum("layout", "sal", layouts.LAYOUTS, "The feature layout to write: "
+                    "sal (BaS-Net/SAL), wtalc (W-TALC) or acmnet (ACM-Net).",
                     flag_values=values)
   flags.DEFINE_enum("dataset", "thumos14", layouts.DATASETS,
-                    "the benchmark whose conventions to follow", flag_values=values)
-  string("annotations", "an ActivityNet-style gt.json whose videos and instances to copy")
-  string("video_info", "a CSV of true durations (video, duration_s) for the copies")
-  string("split_train", "the split list of the train videos to copy")
-  string("split_test", "the split list of the test videos to copy")
-  string("class_list", "the class order: classlist.txt or action_name.csv")
-  flags.DEFINE_integer("max_videos", None, "copy at most N videos per split",
-                       flag_values=values)
-  flags.DEFINE_integer("max_snippets", None,
-                       "crop copied videos to N snippets (fast tests)", flag_values=values)
-  flags.DEFINE_bool("overwrite", False, "replace whatever --out holds",
+                    "The benchmark whose conventions (subset names, file names, "
+                    "class order) to follow.", flag_values=values)
+  string("annotations", "An ActivityNet-style gt.json whose videos, lengths and "
+         "instances to copy (default: the purely synthetic demo videos).")
+  string("video_info", "With --annotations: a CSV of true durations (video, "
+         "duration_s) for the copies (default: the gt.json durations).")
+  string("split_train", "With --annotations: the split list of the train videos to "
+         "copy (default: the gt.json subsets).")
+  string("split_test", "With --annotations: the split list of the test videos to "
+         "copy (default: the gt.json subsets).")
+  string("class_list", "With --annotations: the class order, a classlist.txt or "
+         "action_name.csv (default: THUMOS14's, else the sorted labels).")
+  flags.DEFINE_integer("max_videos", None, "With --annotations: copy at most N "
+                       "videos per split (default: all).", flag_values=values)
+  flags.DEFINE_integer("max_snippets", None, "With --annotations: crop longer copies "
+                       "to N snippets around their first instance, for fast tests "
+                       "(default: no cropping).", flag_values=values)
+  flags.DEFINE_bool("overwrite", False, "Replace whatever --out holds.",
                     flag_values=values)
   for field in dataclasses.fields(synthesis.SyntheticSpec):
     define = (flags.DEFINE_integer if isinstance(field.default, int)
               else flags.DEFINE_float)
-    define(field.name, None, f"SyntheticSpec.{field.name} (default {field.default})",
+    define(field.name, field.default, synthesis.FIELD_HELP[field.name],
            flag_values=values)
+
+
+def spec_from_flags(values: flags.FlagValues) -> synthesis.SyntheticSpec:
+  """The SyntheticSpec of the parsed flags (their defaults: the demo's).
+
+  Raises:
+    ValueError: the flags make an invalid spec.
+  """
+  return synthesis.SyntheticSpec(**{f.name: values[f.name].value
+                                    for f in dataclasses.fields(synthesis.SyntheticSpec)})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -64,12 +85,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   if args is None:
     return status
   try:
-    overrides = {f.name: args[f.name].value
-                 for f in dataclasses.fields(synthesis.SyntheticSpec)
-                 if args[f.name].value is not None}
     split_files = {split: args[f"split_{split}"].value for split in constants.SPLITS
                    if args[f"split_{split}"].value}
-    spec = synthesis.SyntheticSpec(**overrides)
+    spec = spec_from_flags(args)
     path = synthesis.make_synthetic_dataset(
         args.out, spec, args.layout, args.annotations, dataset=args.dataset,
         video_info=args.video_info, split_files=split_files or None,

@@ -2,12 +2,15 @@
 
 Input: evaluation records as salx/app/report.py writes them (metrics.json 'last'
 and 'best'): {"step", "tiou_thresholds" [K], "mAP" [K], "per_class_AP":
-{class: [K]}, "average_mAP", ...}, fractions in [0, 1], drawn in percent.
+{class: [K]}, "average_mAP", ...}, fractions in [0, 1], drawn in percent. The
+classes are sorted by their AP at the chosen tIoU, highest first (the selected
+step's AP when it is drawn, else the last step's; ties by class name).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+import math
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -48,6 +51,17 @@ def _tiou_index(th: np.ndarray, tiou: float, field: str) -> int:
   return int(hit[0])
 
 
+def class_order(per_class: Mapping[str, np.ndarray], k: int,
+                classes: Sequence[str]) -> List[str]:
+  """`classes` by their AP at threshold index `k` in `per_class`, highest first; ties
+  by class name, and classes without a (finite) AP there last, by name."""
+  def key(name: str):
+    values = per_class.get(name)
+    value = float(values[k]) if values is not None else math.nan
+    return (0, -value, name) if math.isfinite(value) else (1, 0.0, name)
+  return sorted(classes, key=key)
+
+
 def _label(name: str, record: Mapping[str, Any]) -> str:
   step = record.get("step")
   return name if step is None else f"{name} (step {step})"
@@ -76,8 +90,8 @@ def draw_ap_bars(path: str, *, last: Optional[Mapping[str, Any]],
     width_px: the picture's width; its height follows from the number of classes.
 
   Returns:
-    {'class_bars', 'map_bars': bars drawn (counted on the axes), 'classes',
-    'size_px': (width, height)}.
+    {'class_bars', 'map_bars': bars drawn (counted on the axes), 'classes' (top to
+    bottom: by AP, see `class_order`), 'size_px': (width, height)}.
   """
   width_px = canvas.check_width(width_px, "draw_ap_bars")
   given = [(field, r, color) for field, r, color in (
@@ -95,6 +109,9 @@ def draw_ap_bars(path: str, *, last: Optional[Mapping[str, Any]],
   classes = list(parsed[0][2])
   for (name, _, _), (_, _, per_class) in zip(given[1:], parsed[1:]):
     classes += [c for c in per_class if c not in classes]
+  # The selected step's AP orders the rows when it is drawn, else the last step's.
+  classes = class_order(parsed[-1][2], k, classes)
+  order_by = "the selected step's" if given[-1][0] == "selected" else "the last step's"
   labels = [_label("last step" if field == "last" else "selected", r)
             for field, r, _ in given]
   colors = [color for _, _, color in given]
@@ -114,7 +131,8 @@ def draw_ap_bars(path: str, *, last: Optional[Mapping[str, Any]],
   left.set_ylim(len(classes) - 0.5, -0.5)
   left.set_xlim(0, 100)
   left.set_xlabel(f"AP (%) at tIoU {tiou:g}", fontsize=8)
-  left.set_title(f"per-class AP at tIoU {tiou:g}", loc="left", fontsize=10)
+  left.set_title(f"per-class AP at tIoU {tiou:g}, by {order_by} AP", loc="left",
+                 fontsize=10)
   left.legend(fontsize=7, loc="lower right")
   left.tick_params(axis="x", labelsize=7)
   left.grid(True, axis="x", linewidth=0.3)

@@ -5,13 +5,16 @@ A member history is JSON-like data, one per trained member (seed):
     {"name": "seed 0",                                   # optional
      "train": [{"step": 25, "loss": 4.1, "mil": 0.6, "bg": 0.1, ...}, ...],
      "eval": [{"step": 50, "average_mAP": 0.41, ...}, ...],   # metrics.json "history"
+     "untrained": {"step": 0, "average_mAP": 0.001, ...},  # optional
      "selected_step": 50}                                  # optional
 
 Each member is one thin line; with several members the mean over them is drawn
 thick with a band of +- one standard deviation (on the steps all members cover,
 linearly interpolated). The selected step of each member (`selected_step`, else its
 best average mAP, the earliest of ties) is a star on the mAP curve and a dashed
-vertical line on the loss panels.
+vertical line on the loss panels. The mAP curve starts at the untrained model's
+point (step 0) when a member has one, and its y-axis spans 0 to 100 % whatever the
+values, so runs compare at a glance.
 """
 
 from __future__ import annotations
@@ -69,6 +72,25 @@ def selected_step(member: Mapping[str, Any], where: str = "member",
     return float(member["selected_step"])
   steps, values = _series(member.get("eval", []), key, f"{where}.eval")
   return float(steps[int(np.argmax(values))]) if values.size else None
+
+
+def eval_records(member: Mapping[str, Any], where: str = "member"
+                 ) -> List[Mapping[str, Any]]:
+  """The member's 'eval' records, led by its 'untrained' record (step 0 unless it
+  says otherwise) when it has one and no evaluation at that step."""
+  records = member.get("eval", [])
+  if not isinstance(records, (list, tuple)):
+    raise ValueError(f"{where}.eval must be a list of records, got "
+                     f"{type(records).__name__}")
+  untrained = member.get("untrained")
+  if untrained is None:
+    return list(records)
+  if not isinstance(untrained, Mapping):
+    raise ValueError(f"{where}.untrained must be an evaluation record (a mapping)")
+  first = dict(untrained, step=untrained.get("step", 0))
+  if any(isinstance(r, Mapping) and r.get("step") == first["step"] for r in records):
+    return list(records)
+  return [first] + list(records)
 
 
 def terms_of(members: Sequence[Mapping[str, Any]]) -> List[str]:
@@ -186,15 +208,19 @@ def draw_map(path: str, members: Sequence[Mapping[str, Any]], *,
              height_px: int = 420) -> Dict[str, Any]:
   """The test `key` (average mAP) against the step, selected steps starred.
 
+  The y-axis is in percent, from 0 to 100.
+
   Args:
-    members: member histories (their 'eval' records are drawn).
+    members: member histories (their 'untrained' record at step 0, when given, and
+      their 'eval' records are drawn; the selected step is one of the 'eval' ones).
 
   Returns:
-    {'member_lines', 'bands', 'selected_marks', 'selected_steps', 'size_px'}.
+    {'member_lines', 'bands', 'selected_marks', 'selected_steps', 'first_steps' (the
+    first step of each member's line), 'ylim', 'size_px'}.
   """
   width_px = canvas.check_width(width_px, "draw_map")
   members = _members(members)
-  series = [_series(m.get("eval", []), key, f"members[{i}].eval")
+  series = [_series(eval_records(m, f"members[{i}]"), key, f"members[{i}].eval")
             for i, m in enumerate(members)]
   if not any(s.size for s, _ in series):
     raise ValueError(f"draw_map: no member has eval records with {key!r}")
@@ -207,9 +233,18 @@ def draw_map(path: str, members: Sequence[Mapping[str, Any]], *,
                 mark_selected_on_curve=True)
   ax.set_xlabel("step", fontsize=8)
   ax.set_ylabel(f"{key} (%)", fontsize=8)
+  ax.set_ylim(0, 100)
+  ax.set_xlim(left=0)
   ax.legend(fontsize=7, loc="lower right")
-  ax.set_title(f"test {key} (star: selected step)", fontsize=10, loc="left")
-  info = {"member_lines": _count(ax, MEMBER_GID), "bands": _count(ax, BAND_GID),
-          "selected_marks": _count(ax, SELECTED_GID), "selected_steps": selected}
+  untrained = any(m.get("untrained") is not None for m in members)
+  ax.set_title(f"test {key} (star: selected step"
+               + ("; step 0: untrained" if untrained else "") + ")",
+               fontsize=10, loc="left")
+  lines = [a for a in ax.lines if a.get_gid() == MEMBER_GID]
+  info = {"member_lines": len(lines), "bands": _count(ax, BAND_GID),
+          "selected_marks": _count(ax, SELECTED_GID), "selected_steps": selected,
+          "first_steps": [float(np.min(a.get_xdata())) if len(a.get_xdata()) else None
+                          for a in lines],
+          "ylim": tuple(float(v) for v in ax.get_ylim())}
   info["size_px"] = canvas.save(fig, path)
   return info

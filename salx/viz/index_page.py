@@ -2,8 +2,9 @@
 
 No server, no scripts, no external fonts or styles: the report table at the top
 (pre-formatted), then the figures, then the videos sorted by AP, worst first, each
-linked and shown as a thumbnail. Every link is relative to the page's folder and
-every name is HTML-escaped.
+shown as a thumbnail. Every thumbnail (and every figure, shown at the page's width)
+is a link to its picture at full size. Every link is relative to the page's folder
+and every name is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ figure img { max-width: 100%; border: 1px solid #ccc; }
 table { border-collapse: collapse; }
 td, th { border-bottom: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left;
          vertical-align: top; }
-td img { width: 480px; border: 1px solid #ccc; }
+td img { width: 640px; border: 1px solid #ccc; }
 td.ap { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
@@ -60,6 +61,13 @@ def _ap_text(ap: Optional[float]) -> str:
   return "-" if _ap_key(ap) == math.inf else f"{100 * float(ap):.2f}"
 
 
+def _thumbnail(url: str, alt: str, lazy: bool = True) -> str:
+  """The picture at `url` shown small, as a link to itself at full size."""
+  loading = ' loading="lazy"' if lazy else ""
+  return (f'<a href="{url}" title="open full size"><img src="{url}" alt="{alt}"'
+          f"{loading}></a>")
+
+
 def write_index(folder: str, *, table_text: str,
                 videos: Sequence[Tuple[str, str, Optional[float]]],
                 figures: Sequence[Tuple[str, str]], title: str = "salx run") -> str:
@@ -82,8 +90,8 @@ def write_index(folder: str, *, table_text: str,
     url = relative_url(relpath, f"videos[{i}] png_relpath")
     label = html.escape(str(name))
     rows.append(f'<tr><td>{rank}</td><td><a href="{url}">{label}</a></td>'
-                f'<td class="ap">{_ap_text(ap)}</td><td><a href="{url}">'
-                f'<img src="{url}" alt="{label}" loading="lazy"></a></td></tr>')
+                f'<td class="ap">{_ap_text(ap)}</td><td>{_thumbnail(url, label)}'
+                "</td></tr>")
   blocks = []
   for i, entry in enumerate(figures):
     if len(entry) != 2:
@@ -91,7 +99,7 @@ def write_index(folder: str, *, table_text: str,
     caption, relpath = entry
     url = relative_url(relpath, f"figures[{i}] png_relpath")
     caption = html.escape(str(caption))
-    blocks.append(f'<figure><a href="{url}"><img src="{url}" alt="{caption}"></a>'
+    blocks.append(f"<figure>{_thumbnail(url, caption, lazy=False)}"
                   f"<figcaption>{caption}</figcaption></figure>")
   page_title = html.escape(str(title))
   parts = [
@@ -104,7 +112,8 @@ def write_index(folder: str, *, table_text: str,
   if rows:
     parts += [f"<h2>Videos ({len(rows)}), by average AP over the tIoU thresholds, "
               "worst first</h2>",
-              "<table><tr><th>#</th><th>video</th><th>AP (%)</th><th>timeline</th></tr>"]
+              "<table><tr><th>#</th><th>video</th><th>AP (%)</th>"
+              "<th>timeline (click for full size)</th></tr>"]
     parts += rows + ["</table>"]
   parts += ["</body>", "</html>", ""]
   os.makedirs(folder, exist_ok=True)

@@ -6,11 +6,15 @@
 writes into the folder
     videos/<video>.png   one detection timeline per video (`timeline.draw_timeline`)
     losses.png           the loss terms against the step (`curves.draw_losses`)
-    map.png              the test average mAP against the step (`curves.draw_map`)
-    ap_bars.png          per-class AP and mAP per tIoU, last and selected step
-    index.html           the report table, the figures, the videos worst first
+    map.png              the test average mAP against the step, from the untrained
+                         model's point at step 0 (`curves.draw_map`)
+    ap_bars.png          per-class AP (sorted by AP) and mAP per tIoU, last and
+                         selected step
+    index.html           the report table, the figures, the videos worst first, each
+                         thumbnail a link to its full-size picture
 and returns the paths written. The inputs are arrays and JSON-like data:
 `salx.app.pictures.collect(workdir, split, video)` makes them from a trained run.
+A progress bar counts the timelines on stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from salx.core import variants
+from salx.core import progress_bar
 from salx.postprocess import ap
 from salx.postprocess.ground_truth import GroundTruth
 from salx.viz import ap_bars
@@ -36,6 +40,8 @@ TIMELINE_FIELDS = ("video", "duration_s", "seconds_per_snippet", "class_names", 
                    "detections", "cas", "predicted", "action_flow", "action_rgb",
                    "actionness", "thresholds", "pseudo_label", "mask")
 REQUIRED_FIELDS = TIMELINE_FIELDS[:-2]
+# The tIoU thresholds of a video's AP when the run's records name none (THUMOS14's).
+DEFAULT_TIOU_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def video_ap(gt: Sequence[Sequence[float]], detections: Any,
@@ -85,7 +91,7 @@ def _thresholds(records: Optional[Mapping[str, Any]]) -> Sequence[float]:
     record = (records or {}).get(key)
     if isinstance(record, Mapping) and record.get("tiou_thresholds"):
       return [float(t) for t in record["tiou_thresholds"]]
-  return list(variants.THUMOS14.tiou_thresholds)
+  return list(DEFAULT_TIOU_THRESHOLDS)
 
 
 def timeline_args(entry: Any, i: int = 0) -> Dict[str, Any]:
@@ -115,6 +121,17 @@ def timeline_images(per_video: Sequence[Mapping[str, Any]], prefix: str = "timel
           for args in (timeline_args(e, i) for i, e in enumerate(per_video))}
 
 
+def with_untrained(history: Sequence[Mapping[str, Any]],
+                   records: Optional[Mapping[str, Any]]) -> List[Mapping[str, Any]]:
+  """`history` with `records['untrained']` (metrics.json's untrained record, which
+  is member 0's) given to member 0 when it has no 'untrained' record of its own."""
+  history = list(history or [])
+  untrained = (records or {}).get("untrained")
+  if untrained is not None and history and history[0].get("untrained") is None:
+    history[0] = dict(history[0], untrained=untrained)
+  return history
+
+
 def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
              history: Sequence[Mapping[str, Any]], records: Optional[Mapping[str, Any]],
              table_text: str, top_per_class: int = 10,
@@ -129,8 +146,11 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
       `Detections` of the video or a mapping), cas, predicted, action_flow,
       action_rgb, actionness, thresholds; optionally pseudo_label, mask); other
       keys are ignored.
-    history: member histories for `curves` ({'train', 'eval', ...} each).
-    records: {'last': record, 'best': record} (metrics.json), or None.
+    history: member histories for `curves` ({'train', 'eval', optionally
+      'untrained', ...} each).
+    records: {'last': record, 'best': record, optionally 'untrained': record}
+      (metrics.json), or None; the untrained record is member 0's first point on
+      map.png (see `with_untrained`).
     table_text: the report table shown at the top of the page.
     top_per_class, score_threshold, tiou: which detections a timeline shows, and
       the tIoU of its true positives.
@@ -144,7 +164,9 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
   files, figures, videos = [], [], []
   thresholds = _thresholds(records)
   kwargs = [timeline_args(entry, i) for i, entry in enumerate(per_video)]
-  for args, name in zip(kwargs, png_names([a["video"] for a in kwargs])):
+  named = list(zip(kwargs, png_names([a["video"] for a in kwargs])))
+  for args, name in progress_bar.track(named, label="drawing timelines",
+                                       unit="videos"):
     relpath = f"{VIDEO_DIR}/{name}"
     timeline.draw_timeline(os.path.join(out_dir, VIDEO_DIR, name), **args,
                            top_per_class=top_per_class, score_threshold=score_threshold,
@@ -154,12 +176,12 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
                    video_ap(args["gt"], args["detections"], args["class_names"],
                             thresholds)))
 
-  history = list(history or [])
+  history = with_untrained(history, records)
   if curves.terms_of(history):
     files.append(os.path.join(out_dir, "losses.png"))
     curves.draw_losses(files[-1], history)
     figures.append(("training loss terms against the step", "losses.png"))
-  if any(m.get("eval") for m in history):
+  if any(m.get("eval") or m.get("untrained") for m in history):
     files.append(os.path.join(out_dir, "map.png"))
     curves.draw_map(files[-1], history)
     figures.append(("test average mAP against the step", "map.png"))

@@ -2,7 +2,8 @@
 
 `make_synthetic_dataset` stages the folder under a temporary name and renames it
 when complete; the SYNTHETIC.json it leaves records the arguments, so the same call
-finds the folder made and returns it.
+finds the folder made and returns it. While the videos are rendered and written, a
+progress bar counts them on stderr when it is a terminal (`salx.core.progress_bar`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from typing import Mapping, Optional, Sequence
 
 from salx.core import constants
+from salx.core import progress_bar
 from salx.datasets import layouts
 from salx.datasets.errors import DataError, PathLike
 from salx.datasets.synthesis import copies
@@ -46,22 +48,35 @@ def _absolute(path: Optional[PathLike]) -> Optional[str]:
   return None if path is None else os.path.abspath(os.fspath(path))
 
 
+def _size_text(num_bytes: int) -> str:
+  if num_bytes >= 1e9:
+    return f"{num_bytes / 1e9:.1f} GB"
+  return f"{num_bytes / 1e6:.0f} MB"
+
+
 def write_plans(out_dir: PathLike, plans: Sequence[VideoPlan],
                 class_names: Sequence[str], spec: SyntheticSpec, layout: str = "sal",
-                dataset: str = "thumos14") -> str:
+                dataset: str = "thumos14", progress: bool = True) -> str:
   """Renders `plans` and writes them in `layout` (no staging; see
-  `make_synthetic_dataset` for the atomic, idempotent way). Returns `out_dir`."""
+  `make_synthetic_dataset` for the atomic, idempotent way). Returns `out_dir`.
+
+  With `progress`, a bar on stderr counts the videos written (only when stderr is
+  a terminal)."""
   splits = {split: [p.name for p in plans if p.split == split]
             for split in constants.SPLITS}
   records = features.generate_records(plans, class_names, spec)
+  size = _size_text(features.estimated_size_bytes(plans, spec))
+  records = progress_bar.track(records, total=len(plans), unit="videos",
+                               label=f"writing {layout}, ~{size}",
+                               enabled=None if progress else False)
   return layouts.write_layout(layout, out_dir, records, splits, class_names,
                               dataset=dataset)
 
 
 def _write_dataset(folder: str, spec: SyntheticSpec, layout: str, dataset: str,
                    plans: Sequence[VideoPlan], class_names: Sequence[str],
-                   provenance: dict) -> None:
-  write_plans(folder, plans, class_names, spec, layout, dataset)
+                   provenance: dict, progress: bool) -> None:
+  write_plans(folder, plans, class_names, spec, layout, dataset, progress)
   with open(os.path.join(folder, PROVENANCE_FILE), "w", encoding="utf-8") as f:
     json.dump(provenance, f, indent=1)
 
@@ -75,7 +90,7 @@ def make_synthetic_dataset(out_dir: PathLike, spec: SyntheticSpec = SyntheticSpe
                            class_list: Optional[PathLike] = None,
                            max_videos: Optional[int] = None,
                            max_snippets: Optional[int] = None,
-                           overwrite: bool = False) -> str:
+                           overwrite: bool = False, progress: bool = True) -> str:
   """Writes a synthetic dataset folder in `layout` and returns its path.
 
   The folder is written under a temporary name next to `out_dir` and renamed when
@@ -93,6 +108,8 @@ def make_synthetic_dataset(out_dir: PathLike, spec: SyntheticSpec = SyntheticSpe
     video_info, split_files, class_list, max_videos, max_snippets: see
       `copies.plan_from_annotations` (`max_videos`, `max_snippets` apply to copies only).
     overwrite: replace whatever `out_dir` holds.
+    progress: show a progress bar of the videos written on stderr (drawn only
+      when stderr is a terminal).
   """
   if layout not in layouts.LAYOUTS:
     raise ValueError(f"unknown layout {layout!r}; expected one of {layouts.LAYOUTS}")
@@ -117,7 +134,8 @@ def make_synthetic_dataset(out_dir: PathLike, spec: SyntheticSpec = SyntheticSpe
                              dir=parent)
   os.chmod(staging, 0o755)   # mkdtemp makes it private; a dataset is for reading.
   try:
-    _write_dataset(staging, spec, layout, dataset, plans, class_names, provenance)
+    _write_dataset(staging, spec, layout, dataset, plans, class_names, provenance,
+                   progress)
     _move_into_place(staging, out_dir, overwrite)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)

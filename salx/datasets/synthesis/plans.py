@@ -1,8 +1,10 @@
 """The synthetic videos before their features: how many, how long, which instances.
 
 `SyntheticSpec` holds every knob of a synthetic dataset (structure and feature
-difficulty); `plan_synthetic_videos` lays out the purely synthetic videos. Each
-video's plan depends only on the seed, its split and its index.
+difficulty), its defaults are the demo dataset's (`configs/synthetic.py`, `python -m
+salx.datasets.synthetic`) and `FIELD_HELP` describes each knob in one line (the
+command's --help); `plan_synthetic_videos` lays out the purely synthetic videos.
+Each video's plan depends only on the seed, its split and its index.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ SPLIT_CODES = {"train": 1, "test": 2}
 class SyntheticSpec:
   """What a synthetic dataset looks like. Lengths are in snippets (0.64 s each).
 
+  The defaults are the demo dataset's: the demo config, the command line and
+  `SyntheticSpec()` make the same data.
+
   Structure (ignored when copying a real dataset's annotations):
     seed: the seed of everything random.
     num_classes, num_train, num_test: classes, train and test videos.
@@ -35,7 +40,9 @@ class SyntheticSpec:
     max_action_fraction: no more instances are placed once they cover this fraction.
   Features (difficulty knobs; see the module docstring):
     feature_dim: D, even; 2048 for the real layouts.
-    action_strength: prototype amplitude at an instance's core, flow half.
+    action_strength: prototype amplitude at an instance's core, flow half (1.0;
+      at 0.5 with background_strength 1.0, SAL's actionness self-training locks onto
+      the background patterns for some seeds).
     rgb_action_ratio: RGB amplitude of actions relative to flow.
     instance_strength_jitter: instance strengths vary in 1 +- this.
     class_similarity: energy fraction the class prototypes share (0: unrelated).
@@ -64,7 +71,7 @@ class SyntheticSpec:
   short_instance_prob: float = 0.2
   max_action_fraction: float = 0.5
   feature_dim: int = 2048
-  action_strength: float = 0.5
+  action_strength: float = 1.0
   rgb_action_ratio: float = 0.6
   instance_strength_jitter: float = 0.3
   class_similarity: float = 0.3
@@ -72,7 +79,7 @@ class SyntheticSpec:
   context_flow_ratio: float = 0.3
   context_length: int = 6
   scene_strength: float = 0.3
-  background_strength: float = 1.0
+  background_strength: float = 0.5
   num_background_patterns: int = 12
   noise_std: float = 1.0
   noise_smoothness: float = 0.6
@@ -98,6 +105,50 @@ class SyntheticSpec:
       problems.append("num_background_patterns must be >= 2")
     if problems:
       raise ValueError("invalid SyntheticSpec: " + "; ".join(problems))
+
+
+# One line per SyntheticSpec field: the description `python -m
+# salx.datasets.synthetic --help` prints (the class docstring groups them).
+FIELD_HELP = {
+    "seed": "Seed of everything random (videos, instances, patterns, noise).",
+    "num_classes": "Number of action classes (named action_00, action_01, ...).",
+    "num_train": "Number of training videos.",
+    "num_test": "Number of test videos.",
+    "min_length": "Shortest video, in snippets of 0.64 s (lengths are log-uniform).",
+    "max_length": "Longest video, in snippets of 0.64 s.",
+    "second_class_prob": "Chance that a video holds a second action class.",
+    "min_instances": "Fewest instances per class present in a video.",
+    "max_instances": "Most instances per class present in a video.",
+    "min_instance_length": "Shortest ordinary instance, in snippets (log-uniform).",
+    "max_instance_length": "Longest instance, in snippets.",
+    "short_instance_prob": "Chance that an instance is short instead: 1 to "
+                           "min_instance_length snippets (hard to localize).",
+    "max_action_fraction": "No more instances are placed in a video once they cover "
+                           "this fraction of it.",
+    "feature_dim": "Feature width D, even: the first D/2 dims are RGB, the rest flow "
+                   "(2048 for the real layouts).",
+    "action_strength": "Amplitude of the class prototype at an instance's core, flow "
+                       "half (signal-to-noise per dim: this / noise_std).",
+    "rgb_action_ratio": "RGB amplitude of actions relative to flow.",
+    "instance_strength_jitter": "Instance strengths vary in 1 +- this.",
+    "class_similarity": "Energy fraction the class prototypes share, in [0, 1) "
+                        "(0: unrelated classes).",
+    "context_strength": "RGB amplitude of the class prototype next to instances "
+                        "(confusion that blurs boundaries).",
+    "context_flow_ratio": "Flow amplitude of the context relative to its RGB "
+                          "amplitude.",
+    "context_length": "Snippets of context on each side of an instance.",
+    "scene_strength": "Amplitude of a class-specific RGB scene vector in every "
+                      "snippet of a video holding the class (a shortcut that does "
+                      "not localize).",
+    "background_strength": "Amplitude of the background patterns.",
+    "num_background_patterns": "How many background patterns (>= 2) the videos "
+                               "draw from; each video drifts between two.",
+    "noise_std": "Per-dim standard deviation of the Gaussian noise (raise it for a "
+                 "harder task).",
+    "noise_smoothness": "AR(1) coefficient of the noise along time, in [0, 1).",
+    "feature_scale": "Overall factor on the features (their norm).",
+}
 
 
 @dataclasses.dataclass(frozen=True)
