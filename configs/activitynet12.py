@@ -20,9 +20,7 @@ def get_config():
   config.dataset = "activitynet12"
   config.cache_data = False      # Thousands of videos: read them from disk each time.
   config.check_data = "quick"
-  config.variant = "activitynet"
-  config.sal = base.sal_config(config.variant)
-  config.num_segments = 50
+  base.use_method(config, "sal", "activitynet")   # T = 50 among its fields.
   config.batch_size = 32
   config.num_steps = 50_000
   config.eval_every = 200

@@ -1,30 +1,56 @@
-r"""Every field of a salx run, with the authors' THUMOS14 values (SPEC 2, 3, 5).
+r"""Every field of a salx run, with SAL's THUMOS14 values (docs/sal.md 2, 3, 5).
 
-The dataset configs (`thumos.py`, `activitynet12.py`, `activitynet13.py`,
-`synthetic.py`) start from `get_config()` and change only what differs. Any field
-can be overridden on the command line, `--config.field=value`, including every
-SAL hyperparameter in `config.sal` (e.g. `--config.sal.nms_thresh=0.5` or
-`--config.sal.loss_weights.mix=0`).
+The method and dataset configs (`thumos.py`, `activitynet12.py`, `activitynet13.py`,
+`synthetic.py`, `co2net_thumos.py`, `delu_thumos.py`) start from `get_config()` and
+change only what differs. Any field can be overridden on the command line,
+`--config.field=value`. The method's hyperparameters live in `config.<method>`
+(`config.sal` for SAL), every field of its hyperparameter dataclass under the same
+name: e.g. `--config.sal.nms_thresh=0.5`, `--config.sal.learning_rate=3e-4`,
+`--config.sal.num_segments=128` or `--config.sal.loss_weights.mix=0`.
+
+A config file of your own can build on this one from anywhere:
+
+    from configs import base            # salx's configs/ (importable once salx is)
+
+    def get_config():
+      config = base.get_config()
+      config.sal.hidden_dim = 256
+      return config
 """
 
 import dataclasses
 
 import ml_collections
 
-from salx.core import variants
+from salx.methods import registry
 
 
-def sal_config(variant_name: str) -> ml_collections.ConfigDict:
-  """Every hyperparameter of the SAL code path `variant_name` as a ConfigDict.
+def method_config(method: str, preset: str) -> ml_collections.ConfigDict:
+  """Every hyperparameter of `method`'s preset `preset` as a ConfigDict (the fields
+  of its hyperparameter dataclass under the same names, nested groups nested)."""
+  def to_config(hp):
+    out = {}
+    for field in dataclasses.fields(hp):
+      value = getattr(hp, field.name)
+      if dataclasses.is_dataclass(value):
+        out[field.name] = to_config(value)
+      elif value is None:
+        out[field.name] = ml_collections.config_dict.placeholder(int)
+      else:
+        out[field.name] = value
+    return ml_collections.ConfigDict(out)
 
-  The fields are those of `salx.core.variants.Variant` under the same names
-  (`loss_weights` nested), except T, which is `config.num_segments`.
-  """
-  fields = dataclasses.asdict(variants.get_variant(variant_name))
-  del fields["num_segments"]
-  if fields["pseudo_topk_fixed"] is None:
-    fields["pseudo_topk_fixed"] = ml_collections.config_dict.placeholder(int)
-  return ml_collections.ConfigDict(fields)
+  return to_config(registry.get_method(method).presets[preset])
+
+
+def use_method(config: ml_collections.ConfigDict, method: str, preset: str) -> None:
+  """Switches `config` to `method`'s `preset` (its hyperparameters in config.<method>)."""
+  with config.unlocked():
+    if config.get("method") and config.method != method and config.method in config:
+      del config[config.method]
+    config.method = method
+    config.preset = preset
+    config[method] = method_config(method, preset)
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -39,26 +65,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.cache_data = True       # Keep the videos read in memory.
   config.check_data = "full"     # 'full' (every feature file), 'quick' (headers), 'none'.
 
-  # Model (SPEC 1) and every hyperparameter of the SAL code path (SPEC 2-4).
-  config.variant = "thumos14"    # The code path that filled config.sal.
-  config.sal = sal_config(config.variant)
+  # The method and every one of its hyperparameters (model widths, T, the loss
+  # weights, the optimizer's lr and decay, the localization): config.<method>,
+  # filled from the preset.
+  use_method(config, "sal", "thumos14")
   config.num_classes = 0         # 0: the number of classes of the data.
   config.feature_dim = 2048
-  config.hidden_dim = 512
-  config.dropout_rate = 0.5
   config.compute_dtype = "float32"    # or 'bfloat16' (params stay float32).
   config.init_checkpoint = ""    # An official file or a salx checkpoint folder.
 
-  # Training (SPEC 2.8, 2.9).
-  config.num_segments = 750      # T, snippets sampled per video.
+  # Training (docs/sal.md 2.8, 2.9).
   config.batch_size = 2          # Global, over all devices and hosts.
   config.num_steps = 10_000
-  config.learning_rate = 1e-4
-  config.weight_decay = 5e-4     # Coupled L2, as PyTorch Adam.
   config.seed = 0
 
   # Members: num_seeds runs with seeds seed + m, trained at once; `members`, when
-  # set (in a config file), is a list of per-member overrides of float fields.
+  # set (in a config file), is a list of per-member overrides of the method's float
+  # fields by their config names ({"sal.loss_weights.mix": 0.0}) and of "seed".
   config.num_seeds = 1
   config.members = ml_collections.config_dict.placeholder(list)
   config.holdout_fraction = 0.0  # Training videos held out to select each member's step.

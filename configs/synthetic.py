@@ -63,12 +63,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.layout = "sal"
   config.synthetic = ml_collections.ConfigDict(SYNTHETIC_SPEC)
   # Model: the THUMOS14 code path at a small width.
-  config.hidden_dim = 64
+  config.sal.hidden_dim = 64
   # Training.
-  config.num_segments = 128
+  config.sal.num_segments = 128
   config.batch_size = 8
   config.num_steps = 300
-  config.learning_rate = 3e-4
+  config.sal.learning_rate = 3e-4
   # Evaluation, checkpoints and logs.
   config.eval_every = 50
   config.eval_start_step = 50

@@ -9,8 +9,12 @@ that read them (under `SALX_DATA_DIR`, default `../shared/data`) skip when absen
 
 import os
 import pathlib
+import sys
 
 import pytest
+
+import configs.synthetic
+import configs.tiny
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHIPPED_FIXTURES_DIR = ROOT / "tests" / "fixtures"
@@ -43,3 +47,47 @@ def data_file(relative: str) -> pathlib.Path:
     pytest.skip(f"annotation file {path} is absent "
                 "(set SALX_DATA_DIR to the folder holding the public annotations)")
   return path
+
+
+# ------------------------------------------------------------------ tiny runs
+
+
+def synthetic_config(**overrides):
+  """configs/synthetic.py with `overrides`."""
+  config = configs.synthetic.get_config()
+  config.update(overrides)
+  return config
+
+
+def tiny_config(data_dir, **overrides):
+  """configs/tiny.py with its data in `data_dir` and run-field `overrides` (the
+  method's own as e.g. sal={'learning_rate': 0.01})."""
+  config = configs.tiny.get_config()
+  config.data_dir = str(data_dir)
+  method_overrides = overrides.pop(config.method, None)
+  config.update(overrides)
+  if method_overrides:
+    config[config.method].update(method_overrides)
+  return config
+
+
+def cli_args(workdir, data_dir, **overrides):
+  """`python -m salx.main` arguments of configs/tiny.py with its data in `data_dir`
+  and `--config.<name>=<value>` for each override ('sal.x' names the method's)."""
+  return ([sys.executable, "-m", "salx.main", "--config=configs/tiny.py",
+           f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
+          + [f"--config.{k}={v}" for k, v in overrides.items()])
+
+
+@pytest.fixture(scope="module")
+def compilation_cache(tmp_path_factory):
+  """A persistent JAX compilation cache for the module's runs (and subprocesses)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  folder = str(tmp_path_factory.mktemp("jax_cache"))
+  previous = (jax.config.jax_compilation_cache_dir,
+              jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update("jax_compilation_cache_dir", folder)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  yield folder
+  jax.config.update("jax_compilation_cache_dir", previous[0])
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", previous[1])

@@ -2,20 +2,18 @@
 
 A step fixture's `meta` and a post-processing fixture's `config` name the
 hyperparameters the authors' code ran with. The parity tests compute with the
-shipped code path (`salx.core.variants.THUMOS14` / `ACTIVITYNET`, the default
+shipped code path (`salx.methods.sal.hparams.THUMOS14` / `ACTIVITYNET`, the default
 optimizer) and first check that it agrees with the fixture on every quantity both
 name, so changing a shipped constant fails them.
 """
 
-import inspect
 import json
 import re
 
 import numpy as np
 
-from salx.core import model as model_lib
-from salx.core import train_step
-from salx.core import variants
+from salx.methods.sal import model as model_lib
+from salx.methods.sal import hparams as sal_hparams
 
 # Variant fields a step fixture's meta gives (T is the fixture's own size, not a setting).
 STEP_META_FIELDS = ("encoder_kernel", "rgb_weight", "mil_topk_divisor", "mil_on_combined",
@@ -43,13 +41,13 @@ def _divisor(text: str, meta: dict) -> int:
   return int(meta[value]) if value in meta else int(value)
 
 
-def shipped_variant_of(meta: dict) -> variants.Variant:
+def shipped_variant_of(meta: dict) -> sal_hparams.SALHparams:
   """The shipped Variant of a fixture's code path ('thumos...' or 'activitynet...')."""
   name = str(meta["variant"])
-  return variants.ACTIVITYNET if name.startswith("activitynet") else variants.THUMOS14
+  return sal_hparams.ACTIVITYNET if name.startswith("activitynet") else sal_hparams.THUMOS14
 
 
-def variant_from_meta(meta: dict) -> variants.Variant:
+def variant_from_meta(meta: dict) -> sal_hparams.SALHparams:
   """The Variant a step fixture describes: every hyperparameter taken from its meta."""
   mil_rule, _, mil_on = meta["mil_topk"].partition(" on ")
   pseudo = meta["pseudo_topk"]
@@ -75,7 +73,7 @@ def variant_from_meta(meta: dict) -> variants.Variant:
       mask_ema=float(meta["ema"]),
       mask_var_factor=float(meta["mask_var_div"]),
       gce_q=float(meta["q"]),
-      loss_weights=variants.LossWeights(**{k: float(v) for k, v in weights.items()}),
+      loss_weights=sal_hparams.LossWeights(**{k: float(v) for k, v in weights.items()}),
   )
 
 
@@ -92,7 +90,7 @@ def step_meta_disagreements(meta: dict) -> list:
 
   Covers every Variant field the meta names (loss weights, ema, mask divisor, q,
   lambda, kernel, top-k rules, confidence gate) and the optimizer's lr and weight
-  decay against `make_optimizer`'s defaults.
+  decay.
   """
   shipped, fixture = shipped_variant_of(meta), variant_from_meta(meta)
   out = []
@@ -105,15 +103,13 @@ def step_meta_disagreements(meta: dict) -> list:
                      f"fixture {getattr(theirs, term)}")
     elif _differs(ours, theirs):
       out.append(f"{field}: shipped {ours!r}, fixture {theirs!r}")
-  defaults = inspect.signature(train_step.make_optimizer).parameters
-  for arg, key in (("learning_rate", "lr"), ("weight_decay", "weight_decay")):
-    if _differs(defaults[arg].default, meta[key]):
-      out.append(f"make_optimizer {arg}: shipped {defaults[arg].default}, "
-                 f"fixture {meta[key]}")
+  for field, key in (("learning_rate", "lr"), ("weight_decay", "weight_decay")):
+    if _differs(getattr(shipped, field), meta[key]):
+      out.append(f"{field}: shipped {getattr(shipped, field)}, fixture {meta[key]}")
   return out
 
 
-def postprocess_config_disagreements(config: dict, variant: variants.Variant) -> list:
+def postprocess_config_disagreements(config: dict, variant: sal_hparams.SALHparams) -> list:
   """Like `step_meta_disagreements`, for a post-processing fixture's `config`."""
   out = []
   for key, field in POSTPROCESS_CONFIG_FIELDS.items():
@@ -129,16 +125,17 @@ def postprocess_config_disagreements(config: dict, variant: variants.Variant) ->
 def load_step_fixture(path):
   """(arrays dict, meta dict, variant, model) of a `sal_*_step_small.npz`.
 
-  The variant is the shipped one at the fixture's T (as `run_config.make_variant`
-  builds it), the model the shipped builder's at the fixture's dims.
+  The variant is the shipped preset at the fixture's T and hidden width, dropout
+  off (the fixtures are computed without it), the model the shipped builder's.
   """
   with np.load(path) as data:
     arrays = {k: data[k] for k in data.files}
   meta = json.loads(str(arrays.pop("meta")))
-  variant = shipped_variant_of(meta).replace(num_segments=int(meta["num_segments"]))
+  variant = shipped_variant_of(meta).replace(num_segments=int(meta["num_segments"]),
+                                             hidden_dim=int(meta["hidden"]),
+                                             dropout_rate=0.0)
   model = model_lib.build_model(int(meta["num_classes"]), variant,
-                                feature_dim=int(meta["feature_dim"]),
-                                hidden_dim=int(meta["hidden"]), dropout_rate=0.5)
+                                feature_dim=int(meta["feature_dim"]))
   return arrays, meta, variant, model
 
 

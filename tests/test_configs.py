@@ -15,14 +15,13 @@ import configs.synthetic
 import configs.thumos
 from salx.app import data
 from salx.app import run_config
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.datasets import synthesis
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIGS = ("synthetic", "thumos", "activitynet12", "activitynet13")
-FIELDS = ("dataset", "data_dir", "layout", "variant", "num_classes", "feature_dim",
-          "hidden_dim", "dropout_rate", "num_segments", "batch_size", "num_steps",
-          "learning_rate", "weight_decay", "eval_every", "eval_start_step", "seed",
+FIELDS = ("dataset", "data_dir", "layout", "method", "preset", "num_classes",
+          "feature_dim", "batch_size", "num_steps", "eval_every", "eval_start_step", "seed",
           "compute_dtype", "checkpoint_every", "keep_checkpoints", "log_every",
           "distributed")
 
@@ -40,15 +39,15 @@ def test_config_is_complete_valid_and_documents_its_command(name):
   run_config.check_config(config)
   assert f"python -m salx.main --config=configs/{name}.py --workdir=" in module.__doc__
   assert config.distributed is False and config.feature_dim == 2048
-  assert config.learning_rate == 1e-4 or name == "synthetic"
+  assert config[config.method].learning_rate == 1e-4 or name == "synthetic"
 
 
 def test_thumos_is_the_authors_setting():
   config = load("thumos").get_config()
-  assert (config.dataset, config.variant) == ("thumos14", "thumos14")
-  assert (config.num_segments, config.batch_size, config.num_steps) == (750, 2, 10_000)
-  assert (config.hidden_dim, config.dropout_rate) == (512, 0.5)
-  assert (config.learning_rate, config.weight_decay) == (1e-4, 5e-4)
+  assert (config.dataset, config.method, config.preset) == ("thumos14", "sal", "thumos14")
+  assert (config.sal.num_segments, config.batch_size, config.num_steps) == (750, 2, 10_000)
+  assert (config.sal.hidden_dim, config.sal.dropout_rate) == (512, 0.5)
+  assert (config.sal.learning_rate, config.sal.weight_decay) == (1e-4, 5e-4)
   assert (config.eval_every, config.eval_start_step) == (10, 100)   # After epoch 1.
   assert not config.eval_keep_all_if_shorter
   assert "--config.data_dir=DIR" in load("thumos").__doc__
@@ -58,9 +57,9 @@ def test_thumos_is_the_authors_setting():
                                           ("activitynet13", "activitynet13")])
 def test_activitynet_is_the_authors_setting(name, dataset):
   config = load(name).get_config()
-  assert (config.dataset, config.variant) == (dataset, "activitynet")
-  assert (config.num_segments, config.batch_size, config.num_steps) == (50, 32, 50_000)
-  assert (config.learning_rate, config.weight_decay) == (1e-4, 5e-4)
+  assert (config.dataset, config.method, config.preset) == (dataset, "sal", "activitynet")
+  assert (config.sal.num_segments, config.batch_size, config.num_steps) == (50, 32, 50_000)
+  assert (config.sal.learning_rate, config.sal.weight_decay) == (1e-4, 5e-4)
   assert config.eval_every == 200 and config.eval_keep_all_if_shorter
 
 
@@ -90,16 +89,18 @@ def test_command_line_overrides_any_field():
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("dataset", "kinetics", "config.dataset"), ("variant", "x", "config.variant"),
+    ("dataset", "kinetics", "config.dataset"), ("method", "x", "config.method"),
     ("compute_dtype", "float16", "config.compute_dtype"),
     ("eval_every", 0, "config.eval_every"), ("check_data", "some", "config.check_data"),
-    ("seed", -1, "config.seed"), ("learning_rate", -1e-4, "config.learning_rate"),
+    ("seed", -1, "config.seed"), ("sal.learning_rate", -1e-4, "config.sal.learning_rate"),
     ("sal.nms_thresh", 1.5, "config.sal.nms_thresh"),
     ("sal.loss_weights.mix", -1.0, "config.sal.loss_weights.mix"),
     ("sal.act_thresholds", (0.5, 1.5), "config.sal.act_thresholds"),
     ("sal.encoder_kernel", 4, "config.sal.encoder_kernel"),
-    ("num_segments", 16, "largest top-k"),
-    ("variant", "activitynet", "config.sal holds the 'thumos14' code path")])
+    ("sal.num_segments", 16, "largest top-k"),
+    ("sal.hidden_dim", 0, "config.sal.hidden_dim"),
+    ("sal.sampling", "kinetics", "config.sal.sampling"),
+    ("sal.rgb_weight", float("nan"), "config.sal.rgb_weight must be a finite number")])
 def test_bad_fields_are_named(field, value, message):
   config = load("thumos").get_config()
   *parents, leaf = field.split(".")
@@ -119,30 +120,29 @@ def test_unknown_synthetic_knob_is_a_config_error():
     data.synthetic_spec(config)
 
 
-@pytest.mark.parametrize("name,variant", [("thumos", variants.THUMOS14),
-                                          ("activitynet12", variants.ACTIVITYNET),
-                                          ("activitynet13", variants.ACTIVITYNET)])
+@pytest.mark.parametrize("name,variant", [("thumos", sal_hparams.THUMOS14),
+                                          ("activitynet12", sal_hparams.ACTIVITYNET),
+                                          ("activitynet13", sal_hparams.ACTIVITYNET)])
 def test_config_sal_holds_every_field_of_the_code_path(name, variant):
   config = load(name).get_config()
-  fields = {f.name for f in dataclasses.fields(variants.Variant)} - {"num_segments"}
+  fields = {f.name for f in dataclasses.fields(sal_hparams.SALHparams)}
   assert set(config.sal) == fields
   assert set(config.sal.loss_weights) == {f.name for f in dataclasses.fields(
-      variants.LossWeights)}
-  assert run_config.make_variant(config) == variant.replace(
-      num_segments=config.num_segments)
+      sal_hparams.LossWeights)}
+  assert run_config.make_hparams(config) == variant
 
 
-def test_command_line_overrides_reach_the_variant():
+def test_command_line_overrides_reach_the_hyperparameters():
   argv = ["salx", f"--config={ROOT / 'configs' / 'thumos.py'}",
           "--config.sal.nms_thresh=0.5", "--config.sal.loss_weights.mix=0",
-          "--config.sal.act_thresholds=(0.2, 0.4)", "--config.num_segments=320"]
+          "--config.sal.act_thresholds=(0.2, 0.4)", "--config.sal.num_segments=320"]
   values = flags.FlagValues()
   holder = config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
   values(argv)
-  variant = run_config.make_variant(holder.value)
+  variant = run_config.make_hparams(holder.value)
   assert (variant.nms_thresh, variant.loss_weights.mix) == (0.5, 0.0)
   assert variant.act_thresholds == (0.2, 0.4) and variant.num_segments == 320
-  assert variant.loss_weights.mc == variants.THUMOS14.loss_weights.mc
+  assert variant.loss_weights.mc == sal_hparams.THUMOS14.loss_weights.mc
 
 
 def test_a_changed_nms_threshold_changes_the_detections():
@@ -154,10 +154,10 @@ def test_a_changed_nms_threshold_changes_the_detections():
   counts = {}
   for value in (0.4, 0.9):
     config = configs.thumos.get_config()
-    config.num_segments = 64
+    config.sal.num_segments = 64
     config.sal.nms_thresh = value
     config.sal.soft_nms = False    # Plain NMS: a higher threshold keeps more.
-    variant = run_config.make_variant(config)
+    variant = run_config.make_hparams(config)
     counts[value] = len(localization.localize(
         cas, flow, rgb, logits, None, [100, 200], variant, video_names=["a", "b"],
         class_names=list("wxyz")).detections)

@@ -6,13 +6,13 @@ import configs.thumos
 import configs.thumos_ablation
 from salx.app import members as members_lib
 from salx.app import run_config
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 
-TERMS = tuple(f.name for f in dataclasses.fields(variants.LossWeights))
+TERMS = tuple(f.name for f in dataclasses.fields(sal_hparams.LossWeights))
 
 
 def _weights(member):
-  return {term: getattr(member.variant.loss_weights, term) for term in TERMS}
+  return {term: getattr(member.hp.loss_weights, term) for term in TERMS}
 
 
 def test_ablation_has_the_full_model_and_one_member_per_loss_term_off():
@@ -40,10 +40,13 @@ def test_ablation_members_get_consecutive_seeds_and_the_thumos_protocol():
   members = members_lib.members_of(config)
   assert [m.seed for m in members] == [config.seed + m for m in range(7)]
   thumos = configs.thumos.get_config()
-  for field in ("num_steps", "batch_size", "num_segments", "eval_every",
-                "eval_start_step", "learning_rate", "hidden_dim", "feature_dim"):
+  for field in ("num_steps", "batch_size", "eval_every", "eval_start_step",
+                "feature_dim"):
     assert config[field] == thumos[field], field
-  hparams = members_lib.hparams_of(members)
+  for field in ("num_segments", "learning_rate", "hidden_dim"):
+    assert config.sal[field] == thumos.sal[field], field
+  stacked = members_lib.stacked_hparams(members)
   for m, term in enumerate(configs.thumos_ablation.ABLATED, start=1):
-    assert hparams[f"loss_weights.{term}"][m] == 0.0
+    assert getattr(stacked.loss_weights, term)[m] == 0.0
+    assert getattr(stacked.loss_weights, term)[0] > 0.0
   assert "--config=configs/thumos_ablation.py --workdir=" in configs.thumos_ablation.__doc__

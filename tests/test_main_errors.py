@@ -26,8 +26,8 @@ SPEC = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_lengt
 
 def thumos_config(data_dir, **overrides):
   config = configs.thumos.get_config()
-  config.update(dict(data_dir=str(data_dir), feature_dim=64, hidden_dim=8,
-                     num_segments=32, **overrides))
+  config.update(dict(data_dir=str(data_dir), feature_dim=64, **overrides))
+  config.sal.update(hidden_dim=8, num_segments=32)
   return config
 
 
@@ -159,9 +159,9 @@ def _cli(tmp_path, *args, timeout=120):
 @pytest.mark.parametrize("args,message", [
     (["--config.no_such_field=1"], "--config.no_such_field: the config has no field"),
     (["--config.sal.no_such=1"], "--config.sal.no_such: the config has no field"),
-    (["--config.learning_rate=fast"], "--config.learning_rate=fast"),
-    (["--config.learning_rate=-0.1"], "config.learning_rate must be positive"),
-    (["--config.num_segments=16"], "smaller than the largest top-k"),
+    (["--config.sal.learning_rate=fast"], "--config.sal.learning_rate=fast"),
+    (["--config.sal.learning_rate=-0.1"], "config.sal.learning_rate must be positive"),
+    (["--config.sal.num_segments=16"], "smaller than the largest top-k"),
     (["--config.sal.nms_thresh=0"], "config.sal.nms_thresh must be in (0, 1]"),
     (["--config=configs/no_such_config.py"], "cannot load the config file"),
     (["--mode=fly"], "bad flag"),
@@ -211,8 +211,8 @@ def test_an_error_in_the_training_loop_exits_promptly_with_one_line(data, tmp_pa
   np.save(path, features)
   args = [sys.executable, "-m", "salx.main", "--config=configs/thumos.py",
           f"--workdir={tmp_path / 'run'}", f"--config.data_dir={data}",
-          "--config.check_data=none", "--config.feature_dim=64", "--config.hidden_dim=8",
-          "--config.num_segments=32", "--config.batch_size=4",
+          "--config.check_data=none", "--config.feature_dim=64", "--config.sal.hidden_dim=8",
+          "--config.sal.num_segments=32", "--config.batch_size=4",
           "--config.num_steps=1000000", "--config.log_every=5",
           "--config.eval_untrained=False"]
   # A million steps: only a run that stops at the bad batch ends before the timeout,

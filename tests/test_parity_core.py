@@ -1,7 +1,7 @@
 """Parity of model, pseudo labels, losses, gradients and one Adam step with the authors' code.
 
-Every test computes with the shipped code path (`variants.THUMOS14` for the THUMOS
-fixture, `variants.ACTIVITYNET` for the ActivityNet one, the default optimizer) at
+Every test computes with the shipped code path (`sal_hparams.THUMOS14` for the THUMOS
+fixture, `sal_hparams.ACTIVITYNET` for the ActivityNet one, the default optimizer) at
 the fixture's dims, after checking it agrees with every setting the fixture's `meta`
 names; float64 throughout (x64 is switched on inside these tests only), dropout off.
 """
@@ -13,19 +13,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx.core import convert
-from salx.core import losses
-from salx.core import variants
-from salx.core.pseudo_labels import MaskState
-from salx.core.train_step import TrainState, make_optimizer
+from salx.methods.sal import convert
+from salx.methods.sal import losses
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.pseudo_labels import MaskState
+from salx.core.train_step import create_train_state, make_train_step
+from salx.methods.sal.method import SAL_METHOD
 from tests.conftest import fixture_file
 from tests.parity_utils import (POSTPROCESS_CONFIG_FIELDS, load_step_fixture,
                                 postprocess_config_disagreements, prefixed,
                                 step_meta_disagreements)
 
 FIXTURES = ["sal_thumos_step_small.npz", "sal_activitynet_step_small.npz"]
-POSTPROCESS_FIXTURES = [("thumos14_postprocess_expected.json", variants.THUMOS14),
-                        ("anet13_postprocess_expected.json", variants.ACTIVITYNET)]
+POSTPROCESS_FIXTURES = [("thumos14_postprocess_expected.json", sal_hparams.THUMOS14),
+                        ("anet13_postprocess_expected.json", sal_hparams.ACTIVITYNET)]
 OUTPUT_KEYS = {  # salx field -> fixture key
     "cas": "out/cas", "cas_bg": "out/cas_bg",
     "action_flow": "out/action_flow", "action_rgb": "out/action_rgb",
@@ -59,7 +60,7 @@ def _setup(name, dtype=np.float64):
 
 def _loss_fn(model, variant, x, labels, state0):
   def fn(params):
-    outputs = model.apply({"params": params}, x, train=False)
+    outputs = model.apply({"params": params}, x, variant, train=False)
     total, (terms, aux) = losses.sal_loss(outputs, labels, state0, variant)
     return total, (outputs, terms, aux)
   return fn
@@ -72,8 +73,8 @@ def _reference_output(arrays, key):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_parity_model_outputs(name, x64):
-  arrays, _, _, model, params, x, _, _ = _setup(name)
-  outputs = model.apply({"params": params}, x, train=False)
+  arrays, _, variant, model, params, x, _, _ = _setup(name)
+  outputs = model.apply({"params": params}, x, variant, train=False)
   for field, key in OUTPUT_KEYS.items():
     ref = _reference_output(arrays, key)
     got = np.asarray(getattr(outputs, field))
@@ -121,9 +122,14 @@ def test_parity_gradients_and_adam_step(name, x64):
     tol = 1e-8 * np.max(np.abs(ref))
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol, err_msg=key)
 
-  tx = make_optimizer()   # The shipped defaults (checked against meta in _setup).
-  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx, mask_state=state0)
-  state = jax.jit(lambda s, g: s.apply_gradients(grads=g))(state, grads)
+  # The shipped train step (its optimizer settings checked against meta in _setup;
+  # the variant's dropout is off, as in the fixture).
+  state = create_train_state(SAL_METHOD, model, variant, jax.random.key(0),
+                             params=params).replace(method_state=state0)
+  state, metrics = jax.jit(make_train_step(SAL_METHOD, model))(
+      state, {"features": x, "labels": labels}, jax.random.key(0), variant)
+  np.testing.assert_allclose(float(metrics["loss"]), float(arrays["loss/total"]),
+                             rtol=1e-10, atol=0)
   stepped = convert.params_to_torch(state.params, encoder_name)
   for key, got in stepped.items():
     np.testing.assert_allclose(got, arrays[f"step1/{key}"], rtol=0, atol=1e-12,
@@ -132,11 +138,11 @@ def test_parity_gradients_and_adam_step(name, x64):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_parity_float32_forward(name):
-  arrays, _, _, model, params, x, _, _ = _setup(name, np.float32)
+  arrays, _, variant, model, params, x, _, _ = _setup(name, np.float32)
   # Full float32 products: on GPUs JAX's default lets matmuls and convs use TF32
   # (10-bit mantissa), which is a speed setting, not part of the method.
   with jax.default_matmul_precision("float32"):
-    outputs = model.apply({"params": params}, x, train=False)
+    outputs = model.apply({"params": params}, x, variant, train=False)
   for field, key in OUTPUT_KEYS.items():
     ref = _reference_output(arrays, key)
     got = np.asarray(getattr(outputs, field), np.float64)

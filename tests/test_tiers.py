@@ -33,7 +33,7 @@ DATASETS_TF_FILES = {"input_pipeline.py", "tfds_builders.py"}
 DATASETS_TF_PACKAGES = {"tensorflow", "tensorflow_datasets", "array_record", "jax"}
 COMMANDS = {"check.py", "synthetic.py"}
 # postprocess may read these core modules, which import no JAX.
-JAX_FREE_CORE = {"salx.core.variants", "salx.core.constants"}
+JAX_FREE_CORE = {"salx.core.constants"}
 
 
 def _imports(path: pathlib.Path):

@@ -19,8 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import configs.synthetic
-
 from salx.app import checkpoint
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as ground_truth_lib
@@ -35,48 +33,10 @@ from salx.app import train
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
 from salx.datasets import layouts
+from tests.conftest import ROOT, cli_args, tiny_config
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = dict(feature_dim=64, hidden_dim=16, num_segments=32, batch_size=4,
-            eval_batch_size=4, num_steps=30, eval_every=10, eval_start_step=10,
-            checkpoint_every=10, log_every=5, learning_rate=1e-3)
-TINY_DATA = dict(num_classes=3, num_train=12, num_test=6, min_length=40, max_length=80)
+pytestmark = pytest.mark.slow   # Every test here trains or evaluates a whole run.
 
-
-def synthetic_config(**overrides):
-  """configs/synthetic.py with `overrides`."""
-  config = configs.synthetic.get_config()
-  config.update(overrides)
-  return config
-
-
-def tiny_config(data_dir, **overrides):
-  """The synthetic config at tiny dims, its data in `data_dir`."""
-  config = synthetic_config(**dict(TINY, data_dir=str(data_dir), **overrides))
-  config.synthetic.update(TINY_DATA)
-  return config
-
-
-def cli_args(workdir, data_dir, **overrides):
-  """`python -m salx.main` arguments of `tiny_config(data_dir, **overrides)`."""
-  args = [sys.executable, "-m", "salx.main", "--config=configs/synthetic.py",
-          f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
-  args += [f"--config.{k}={v}" for k, v in dict(TINY, **overrides).items()]
-  args += [f"--config.synthetic.{k}={v}" for k, v in TINY_DATA.items()]
-  return args
-
-
-@pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-  """A persistent JAX compilation cache for this module's runs (and subprocesses)."""
-  folder = str(tmp_path_factory.mktemp("jax_cache"))
-  previous = (jax.config.jax_compilation_cache_dir,
-              jax.config.jax_persistent_cache_min_compile_time_secs)
-  jax.config.update("jax_compilation_cache_dir", folder)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  yield folder
-  jax.config.update("jax_compilation_cache_dir", previous[0])
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", previous[1])
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +86,7 @@ def _read(path):
 
 
 def _without_config(metrics):
-  return {k: v for k, v in metrics.items() if k not in ("config", "sal")}
+  return {k: v for k, v in metrics.items() if k not in ("config", "method", "hparams")}
 
 
 # ----------------------------------------------------------------------------
@@ -162,8 +122,9 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
       json.dumps(metrics))
   assert (tmp_path / "report.txt").read_text().strip() == result.table
   saved = _read(tmp_path / "metrics.json")
-  assert saved["sal"]["nms_thresh"] == config.sal.nms_thresh
-  assert saved["sal"]["num_segments"] == config.num_segments
+  assert saved["method"] == "sal" and len(saved["hparams"]) == 1
+  assert saved["hparams"][0]["nms_thresh"] == config.sal.nms_thresh
+  assert saved["hparams"][0]["num_segments"] == config.sal.num_segments
   assert [h["step"] for h in saved["train_history"]] == list(range(5, 31, 5))
   # A quiet console: the header, a line per log_every steps and per evaluation,
   # the table; the full log (config dump included) in log.txt.
@@ -211,13 +172,15 @@ def test_classes_without_test_instances_are_left_out(tmp_path):
   config = tiny_config(tmp_path / "data")
   config.synthetic.update(num_test=1, second_class_prob=0.0)
   source = data.open_data(config)
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, 3, variant)
+  method = run_config.method_of(config)
+  members = members_lib.members_of(config)
+  model = run_config.make_model(config, 3, method, members[0].hp)
   mesh = sharding.make_mesh()
-  ev = evaluator.SplitEvaluator(model, source, variant, config, mesh)
+  ev = evaluator.SplitEvaluator(method, model, source, members[0].hp, config, mesh)
   assert ev.unevaluated.size == 2
-  params = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh).params
-  record, detections = ev(params, 0)
+  states, _, stacked = members_lib.init_members(method, model, config, members, mesh)
+  (record, detections), = ev.evaluate_members(states.params, stacked,
+                                              [members[0].hp], 0)
   assert list(record["per_class_AP"]) == list(ev.ground_truth.class_names)
   assert len(detections) > 0 and record["num_videos"] == 1
   kept = {detections.class_names[i] for i in detections.label}
@@ -285,15 +248,15 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     poison, data_dir, tmp_path, monkeypatch):
   make_train_step = train_step_lib.make_train_step
 
-  def poisoned(model, variant):
+  def poisoned(method, model):
     """The real step, its loss (or its input features) NaN from step 15 on."""
-    step = make_train_step(model, variant)
+    step = make_train_step(method, model)
 
-    def train_step(state, batch, rng):
+    def train_step(state, batch, rng, hp):
       if poison == "features":
         batch = dict(batch, features=jnp.where(state.step >= 15, jnp.nan,
                                                batch["features"]))
-      new_state, metrics = step(state, batch, rng)
+      new_state, metrics = step(state, batch, rng, hp)
       if poison == "loss":
         metrics = dict(metrics, loss=jnp.where(state.step >= 15, jnp.nan,
                                                metrics["loss"]))
@@ -315,10 +278,10 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
   with checkpoint.RunCheckpoints(tmp_path) as ckpts:
     assert ckpts.latest_step() == 10
     config = tiny_config(data_dir)
-    variant = run_config.make_variant(config)
+    method, members = run_config.method_of(config), members_lib.members_of(config)
     template, _, _ = members_lib.init_members(
-        run_config.make_model(config, 3, variant), variant, config,
-        members_lib.members_of(config), sharding.make_mesh())
+        method, run_config.make_model(config, 3, method, members[0].hp), config,
+        members, sharding.make_mesh())
     state, progress = ckpts.restore_latest(template)
   assert int(state.step[0]) == 10 and progress["members"][0]["last"]["step"] == 10
   assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(state.params))

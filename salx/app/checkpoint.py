@@ -1,7 +1,7 @@
 """Orbax checkpoints of a training run: the latest few (to resume) and the best one.
 
     workdir/checkpoints/<step>/state      TrainState (params, Adam moments, step and
-                                          the adaptive-mask statistics mask_state)
+                                          the method state, e.g. SAL's mask statistics)
     workdir/checkpoints/<step>/progress   JSON progress record (evaluations so far,
                                           the best one, the untrained model's result)
     workdir/best/<step>/params            params of the best evaluation by average mAP
@@ -29,6 +29,7 @@ the folder and the OS error, and leaves no temporary folder behind.
 
 from __future__ import annotations
 
+import dataclasses
 import logging as std_logging
 import os
 import re
@@ -37,7 +38,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import jax
@@ -136,6 +137,33 @@ def _mismatches(saved: Any, template: Any, prefix: str) -> List[str]:
   return out
 
 
+# Top-level train-state names of checkpoints written before methods were a seam
+# (SAL's mask statistics were `mask_state`), and today's names for them.
+_RENAMED = {"mask_state": "method_state"}
+
+
+def _legacy_target(saved: Any, template: Any) -> Tuple[Any, Callable[[Any], Any]]:
+  """(restore target, function from the restored tree to the template's type).
+
+  When the saved tree names a field by an earlier name, the target is a dict
+  under the saved names and the function rebuilds the template's dataclass.
+  """
+  if saved is None or not hasattr(saved, "keys") or not hasattr(template, "replace"):
+    return template, lambda tree: tree
+  old = {name: new for name, new in _RENAMED.items()
+         if name in saved.keys() and hasattr(template, new)}
+  if not old:
+    return template, lambda tree: tree
+  fields = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)}
+  target = {next((o for o, n in old.items() if n == name), name): value
+            for name, value in fields.items()}
+
+  def rebuild(tree):
+    return template.replace(**{old.get(name, name): value for name, value in tree.items()})
+
+  return target, rebuild
+
+
 class _Folder:
   """A CheckpointManager of two items, `arrays` (a pytree) and `record` (JSON),
   whose errors are CheckpointErrors; `what` and `prefix` (of array paths) are for
@@ -221,8 +249,10 @@ class _Folder:
 
   def restore(self, step: int, template: Any) -> Tuple[Any, Dict[str, Any]]:
     """(arrays, record) of `step`: CheckpointError when the arrays do not fit
-    `template`, any other error when the checkpoint is damaged."""
+    `template`, any other error when the checkpoint is damaged. A train state
+    saved under earlier names (`_RENAMED`) is read into today's."""
     saved = self.manager.item_metadata(step)[self.arrays]
+    template, rebuild = _legacy_target(saved, template)
     differ = [] if saved is None else _mismatches(saved, template, self.prefix)
     if differ:   # (No tree metadata: the restore itself checks the shapes.)
       more = (f" (and {len(differ) - _MAX_LISTED} more)"
@@ -234,7 +264,7 @@ class _Folder:
     restored = self.manager.restore(step, args=ocp.args.Composite(**{
         self.arrays: ocp.args.StandardRestore(_abstract(template)),
         self.record: ocp.args.JsonRestore()}))
-    return restored[self.arrays], dict(restored[self.record])
+    return rebuild(restored[self.arrays]), dict(restored[self.record])
 
   def restore_first(self, candidates: Sequence[int], template: Any
                     ) -> Tuple[int, Any, List[int]]:

@@ -17,19 +17,19 @@ class TimelineImages:
   """Draws member 0's first `count` test videos (one batch's worth at most).
 
   Args:
-    variant: member 0's code path (its localization settings).
+    method, hp: the method and member 0's hyperparameters.
     source: the data source (class names, ground truth, durations).
     count: how many of the first test videos to draw.
   """
 
-  def __init__(self, variant, source, count: int):
-    self.variant, self.source, self.count = variant, source, count
+  def __init__(self, method, hp, source, count: int):
+    self.method, self.hp, self.source, self.count = method, hp, source, count
 
   def write(self, writer, step: int, batches: Sequence) -> None:
     """Writes the images of step `step` from member 0's host batches."""
     entries = []
     for batch, outputs in batches:
-      entries += pictures.batch_entries(outputs, batch, self.variant, self.source)
+      entries += pictures.batch_entries(outputs, batch, self.method, self.hp, self.source)
       if len(entries) >= self.count:
         break
     writer.write_images(step, run_pictures.timeline_images(

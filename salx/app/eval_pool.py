@@ -19,8 +19,8 @@ from typing import Any, Iterator, List, Sequence, Tuple
 from salx.app import scoring
 
 
-def _score(scorer, batches, variant, step):
-  return scorer(batches, variant, step)
+def _score(scorer, batches, hp, step):
+  return scorer(batches, hp, step)
 
 
 class _Done:
@@ -56,14 +56,14 @@ class EvalPool:
 
   def submit(self, step: int, jobs: Sequence[Tuple[scoring.Scorer, list, Any]],
              payload: Any = None) -> None:
-    """Queues one evaluation: `jobs` = [(scorer, host batches, variant)] scored at
+    """Queues one evaluation: `jobs` = [(scorer, host batches, hyperparameters)] scored at
     `step`; `payload` comes back with its results (e.g. a params snapshot)."""
     if self._executor is None:
-      futures = [_Done(scorer(batches, variant, step))
-                 for scorer, batches, variant in jobs]
+      futures = [_Done(scorer(batches, hp, step))
+                 for scorer, batches, hp in jobs]
     else:
-      futures = [self._executor.submit(_score, scorer, batches, variant, step)
-                 for scorer, batches, variant in jobs]
+      futures = [self._executor.submit(_score, scorer, batches, hp, step)
+                 for scorer, batches, hp in jobs]
     self._pending.append((step, futures, payload))
 
   def full(self) -> bool:

@@ -25,22 +25,7 @@ from salx.app import report
 from salx.app import run_config
 from salx.app import workdir_lock
 from salx.app.run_config import ConfigError
-from salx.core import convert
 from salx.core import sharding
-from salx.core import train_step as train_step_lib
-
-
-def init_state(model, variant, config: ml_collections.ConfigDict, rng: jax.Array,
-               mesh) -> train_step_lib.TrainState:
-  """A fresh TrainState, created directly replicated over the mesh."""
-  tx = train_step_lib.make_optimizer(config.learning_rate, config.weight_decay)
-
-  def create(key):
-    return train_step_lib.create_train_state(
-        model, variant, key, input_shape=(2, config.num_segments, config.feature_dim),
-        tx=tx)
-
-  return jax.jit(create, out_shardings=sharding.replicated(mesh))(rng)
 
 
 def _shape_differences(loaded: Any, template: Any) -> list:
@@ -65,10 +50,12 @@ def _members_of_run(path: str) -> int:
     return 1
 
 
-def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any, str]:
+def load_init_params(method, path: str, template: Any, mesh, keep: int = 2
+                     ) -> Tuple[Any, str]:
   """(params replicated on the mesh, a description) from `config.init_checkpoint`.
 
   Args:
+    method: the run's method (it reads its authors' checkpoint files).
     path: the authors' checkpoint file (torch zip or legacy format, read without
       torch), or a salx run folder (its best params, else its latest state).
     template: params of the model the config describes (for the shapes).
@@ -94,14 +81,18 @@ def load_init_params(path: str, template: Any, mesh, keep: int = 2) -> Tuple[Any
             f"best params of {path} (member 0, step {restored[2]})")
   if not os.path.isfile(path):
     raise FileNotFoundError(f"config.init_checkpoint: {path} does not exist")
-  params = convert.load_official_checkpoint(path)
+  params = method.load_authors_checkpoint(path)
+  if params is None:
+    raise ConfigError(f"config.init_checkpoint: {path} is a file, but the "
+                      f"{method.name} method reads no authors' checkpoint files; give "
+                      "a salx run folder")
   differences = sorted(_shape_differences(params, template),
                        key=lambda d: not d.startswith("fc1/"))   # FC1 holds H^3.
   if differences:
     more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
     raise ConfigError(f"config.init_checkpoint: {path} does not fit the config: "
-                      + "; ".join(differences[:4]) + more + "; set config.hidden_dim, "
-                      "feature_dim, num_classes and the code path to the file's")
+                      + "; ".join(differences[:4]) + more + f"; set the widths in config.{method.name}, "
+                      "config.feature_dim, num_classes and the preset to the file's")
   params = jax.tree_util.tree_map(lambda x, t: np.asarray(x, t.dtype), params, template)
   return sharding.replicate(params, mesh), f"the official checkpoint {path}"
 
@@ -131,13 +122,14 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str, which: str
   """`evaluate_checkpoint` with the workdir locked."""
   source = data_lib.open_data(config)
   members = members_lib.members_of(config)[:1 if config.init_checkpoint else None]
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
+  method = run_config.method_of(config)
+  hp = members[0].hp
+  model = run_config.make_model(config, data_lib.num_classes_of(config, source), method, hp)
   mesh = sharding.make_mesh(num_members=len(members))
-  state, _, hparams = members_lib.init_members(model, variant, config, members, mesh)
+  state, _, stacked_hp = members_lib.init_members(method, model, config, members, mesh)
   if config.init_checkpoint:
     one = jax.tree_util.tree_map(lambda x: x[0], state.params)
-    params, what = load_init_params(config.init_checkpoint, one, mesh)
+    params, what = load_init_params(method, config.init_checkpoint, one, mesh)
     params = jax.device_put(jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params),
                             sharding.member_sharded(mesh))
     step, which = 0, "init"
@@ -153,13 +145,12 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str, which: str
     if params is None:
       raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
     what = f"{which} checkpoint"
-  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
-  results = evaluator.evaluate_members(params, hparams["rgb_weight"],
-                                       [m.variant for m in members], step)
+  evaluator = evaluator_lib.SplitEvaluator(method, model, source, hp, config, mesh)
+  results = evaluator.evaluate_members(params, stacked_hp, [m.hp for m in members], step)
   label = f"{which} checkpoint" if step else "weights"
   rows = ([(label, results[0][0])] if len(members) == 1 else
           [(f"{label} m{m.index} seed {m.seed}", r) for m, (r, _) in zip(members, results)])
-  table = report.format_table(rows, title=report.run_title(config, source, variant))
+  table = report.format_table(rows, title=report.run_title(config, source, method, hp))
   table += f"\nweights: {what}\nprotocol: {results[0][0]['protocol']}"
   if jax.process_index() == 0:
     print(table, flush=True)

@@ -1,8 +1,8 @@
-"""Evaluation of params on a split: model forward on the mesh, then
-localization, AP and classification accuracy on the host (SPEC 3-5).
+"""Evaluation of params on a split: the method's forward on the mesh, then its
+localization, AP and classification accuracy on the host.
 
-Each batch of model outputs goes to `salx.postprocess.localization.localize`
-with its valid lengths; the detections of all batches are scored by
+Each batch of model outputs goes to the method's `localize` with its valid
+lengths; the detections of all batches are scored by
 `salx.postprocess.ap.evaluate_detections`, the path `python -m salx.evaluate`
 takes from a predictions file.
 """
@@ -22,10 +22,7 @@ import numpy as np
 from salx.app import report
 from salx.app import scoring
 from salx.core import members as core_members
-from salx.core import model as model_lib
 from salx.core import sharding
-from salx.core import train_step as train_step_lib
-from salx.core import variants
 from salx.datasets import input_pipeline
 from salx.datasets import source as source_lib
 from salx.postprocess import ground_truth as ground_truth_lib
@@ -46,21 +43,29 @@ def _full_batch_on_mesh(x: np.ndarray, mesh) -> jax.Array:
 
 
 class SplitEvaluator:
-  """Runs the test split through the model and scores the detections (SPEC 3, 5).
+  """Runs a split's videos through the members' model and scores their detections.
 
   The model runs on padded, masked batches of `eval_batch_size` videos sharded
-  over the mesh (one shape, one compilation); with `cache_data` the sampled test
-  inputs stay on the devices after the first evaluation. Every process reads every
-  test video and computes the same metrics: the checkpoint decisions of all
-  processes must agree.
+  over the mesh (one shape, one compilation): each video resampled to the
+  method's T, or whole when the method keeps test videos whole (T = the longest
+  video of the split). With `cache_data` the test inputs stay on the devices after
+  the first evaluation. Every process reads every test video and computes the same
+  metrics: the checkpoint decisions of all processes must agree.
   """
 
-  def __init__(self, model: model_lib.SAL, source: source_lib.FeatureSource,
-               variant: variants.Variant, config: ml_collections.ConfigDict, mesh):
-    self.source, self.variant, self.mesh = source, variant, mesh
+  def __init__(self, method, model, source: source_lib.FeatureSource, hp,
+               config: ml_collections.ConfigDict, mesh):
+    """hp: the hyperparameters of member 0 (the shared, static ones are read)."""
+    self.method, self.source, self.hp, self.mesh = method, source, hp, mesh
     self.class_names = tuple(source.class_names)
-    self.num_segments = config.num_segments
-    self.keep_all_if_shorter = config.eval_keep_all_if_shorter
+    self.sampling = method.eval_sampling(hp)
+    if method.eval_keeps_whole_videos(hp):
+      self.num_segments = max(source.num_snippets("test", n)
+                              for n in source.video_names("test"))
+      self.keep_all_if_shorter = True
+    else:
+      self.num_segments = method.num_segments(hp)
+      self.keep_all_if_shorter = config.eval_keep_all_if_shorter
     self.cache = config.cache_data
     self._cached_batches = None
     devices = mesh.devices.size
@@ -71,31 +76,14 @@ class SplitEvaluator:
     evaluated = set(self.ground_truth.class_names)
     self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
                                    if c not in evaluated], np.int64)
-    self.scorer = scoring.Scorer(self.ground_truth, self.class_names, self.unevaluated)
+    self.scorer = scoring.Scorer(method, self.ground_truth, self.class_names,
+                                 self.unevaluated)
     if self.unevaluated.size:
       logging.warning("Classes without instances in the test split are not "
                       "evaluated; their detections are dropped: %s",
                       [self.class_names[i] for i in self.unevaluated])
-    forward = train_step_lib.make_eval_forward(model)
-
-    def outputs(params, features, mask):
-      """[B, T, C] cas, [B, T] actionness per stream, [B, C] video logits, float32."""
-      o = forward(params, features, mask)
-      return {k: v.astype(jnp.float32) for k, v in (
-          ("cas", o.cas), ("action_flow", o.action_flow),
-          ("action_rgb", o.action_rgb), ("video_logits", o.video_logits))}
-
-    self.forward = sharding.jit_eval_forward(outputs, mesh)
-    members_forward = core_members.make_members_eval_forward(model)
-
-    def members_outputs(params, rgb_weight, features, mask):
-      """The members' outputs [K, B, ...] on one batch, float32."""
-      o = members_forward(params, rgb_weight, features, mask)
-      return {k: v.astype(jnp.float32) for k, v in (
-          ("cas", o.cas), ("action_flow", o.action_flow),
-          ("action_rgb", o.action_rgb), ("video_logits", o.video_logits))}
-
-    self.members_forward = sharding.jit_members_eval_forward(members_outputs, mesh)
+    self.members_forward = sharding.jit_members_eval_forward(
+        core_members.make_members_eval_forward(method, model), mesh)
 
   def batches(self) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
     """(host batch, features [B, T, D], mask [B, T] on the mesh) of the test split."""
@@ -106,7 +94,7 @@ class SplitEvaluator:
     for batch in input_pipeline.eval_batches(
         self.source, num_segments=self.num_segments, batch_size=self.batch_size,
         keep_all_if_shorter=self.keep_all_if_shorter, split="test",
-        sampling=self.variant.sampling):
+        sampling=self.sampling):
       item = ({k: batch[k] for k in ("names", "num_snippets", "labels", "valid", "mask")},
               _full_batch_on_mesh(batch["features"], self.mesh),
               _full_batch_on_mesh(batch["mask"], self.mesh))
@@ -116,28 +104,22 @@ class SplitEvaluator:
     if self.cache:
       self._cached_batches = batches
 
-  def members_outputs(self, params, rgb_weight) -> List[scoring.HostBatch]:
+  def members_outputs(self, params, stacked_hp) -> List[scoring.HostBatch]:
     """Every batch's (host batch, members' outputs [K, B, ...] on the host): one
     forward over all members per batch."""
-    return [(batch, _to_host(self.members_forward(params, rgb_weight, features, mask)))
+    return [(batch, _to_host(self.members_forward(params, features, mask, stacked_hp)))
             for batch, features, mask in self.batches()]
 
-  def evaluate_members(self, params, rgb_weight, member_variants: Sequence[Any],
+  def evaluate_members(self, params, stacked_hp, member_hparams: Sequence[Any],
                        step: int) -> List[Tuple[report.Record, Detections]]:
     """(record, detections) of each of K members: one forward over all members per
-    batch, then each member's localization with its own variant.
+    batch, then each member's localization with its own hyperparameters.
 
     Args:
       params: the members' params [K, ...] on the mesh.
-      rgb_weight: [K] the members' fused-actionness weights.
-      member_variants: K variants (their localization settings may differ).
+      stacked_hp: the members' hyperparameters, leaves [K], on the mesh.
+      member_hparams: the K members' hyperparameters (Python floats, for the host).
     """
-    outputs = self.members_outputs(params, rgb_weight)
-    return [self.scorer(scoring.member_batches(outputs, m), variant, step)
-            for m, variant in enumerate(member_variants)]
-
-  def __call__(self, params, step: int) -> Tuple[report.Record, Detections]:
-    """(evaluation record, detections of the evaluated classes) of `params` at `step`."""
-    outputs = [(batch, _to_host(self.forward(params, features, mask)))
-               for batch, features, mask in self.batches()]
-    return self.scorer(outputs, self.variant, step)
+    outputs = self.members_outputs(params, stacked_hp)
+    return [self.scorer(scoring.member_batches(outputs, m), hp, step)
+            for m, hp in enumerate(member_hparams)]

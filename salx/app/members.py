@@ -1,17 +1,16 @@
 """The members of a run: K seeds (`config.num_seeds`) and per-member overrides
 (`config.members`), trained at once by `salx.core.members`, reported as mean ± std.
 
-Member m has the seed `config.seed + m` and the config's values, changed by
-`config.members[m]` when that list is set: a dict of dotted config fields to
-values, limited to the floats that enter the arithmetic (the optimizer's and the
-training step's, which differ per member inside the one jitted step, and the
-localization's, which each member's own variant holds on the host) and `seed`.
-Fields that change shapes (T, top-k divisors, widths) are shared by all members.
+Member m has the seed `config.seed + m` and the method's hyperparameters of the
+config, changed by `config.members[m]` when that list is set: a dict of config
+names to values, limited to the method's float fields (`config.sal.rgb_weight`
+is "sal.rgb_weight"), which differ per member inside the one jitted step and in
+each member's localization on the host, and "seed". The other fields (T, top-k
+divisors, widths) fix shapes and are shared by all members.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -23,42 +22,28 @@ import numpy as np
 
 from salx.app import run_config
 from salx.app.run_config import ConfigError
-from salx.core import members as members_lib
+from salx.core import hparams as hparams_lib
+from salx.core import members as core_members
 from salx.core import sharding
-from salx.core import variants
-
-OVERRIDABLE = (("seed", "learning_rate", "weight_decay")
-               + tuple(f"sal.{name}" for name in members_lib.STEP_VARIANT_FIELDS
-                       + members_lib.INFERENCE_FIELDS))
 
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-  """One member: its index, seed, overrides, config and SAL code path."""
+  """One member: its index, seed, overrides (config name: value) and hyperparameters."""
   index: int
   seed: int
   overrides: Dict[str, Any]
-  config: ml_collections.ConfigDict
-  variant: variants.Variant
+  hp: Any
 
 
-def _set(config: ml_collections.ConfigDict, dotted: str, value) -> None:
-  *parents, leaf = dotted.split(".")
-  node = config
-  for key in parents:
-    node = node[key]
-  if leaf == "seed":
-    if not isinstance(value, int) or isinstance(value, bool):
-      raise ConfigError(f"config.members: seed must be an integer, got {value!r}")
-    node[leaf] = value
-  else:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-      raise ConfigError(f"config.members: {dotted} must be a number, got {value!r}")
-    node[leaf] = float(value)
+def overridable(config: ml_collections.ConfigDict) -> tuple:
+  """The names a `config.members` entry may set."""
+  hp = run_config.make_hparams(config)
+  return ("seed",) + tuple(f"{config.method}.{p}" for p in hparams_lib.leaf_paths(hp))
 
 
 def members_of(config: ml_collections.ConfigDict) -> List[Member]:
-  """The run's members, each with its checked config.
+  """The run's members, each with its checked hyperparameters.
 
   Raises:
     ConfigError: a members list whose length disagrees with num_seeds, an entry
@@ -70,6 +55,10 @@ def members_of(config: ml_collections.ConfigDict) -> List[Member]:
     raise ConfigError(f"config.num_seeds = {count} but config.members lists "
                       f"{len(overrides)} members; set one of them")
   count = max(count, len(overrides))
+  method = run_config.method_of(config)
+  base = run_config.make_hparams(config)
+  allowed = overridable(config)
+  prefix = f"{config.method}."
   out = []
   for m in range(count):
     change = overrides[m] if overrides else {}
@@ -77,30 +66,33 @@ def members_of(config: ml_collections.ConfigDict) -> List[Member]:
       raise ConfigError(f"config.members[{m}] must be a dict of field: value, got "
                         f"{change!r}")
     change = dict(change)
-    member_config = copy.deepcopy(config)
-    with member_config.unlocked():
-      member_config.seed = config.seed + m
-      member_config.num_seeds, member_config.members = 1, None
-      for field, value in change.items():
-        if field not in OVERRIDABLE:
-          raise ConfigError(
-              f"config.members[{m}].{field} cannot differ between members (members "
-              "share shapes: T, top-k divisors, widths); a member may change "
-              f"{', '.join(OVERRIDABLE)}")
-        _set(member_config, field, value)
-    problems = run_config.config_problems(member_config)
+    seed, hp = config.seed + m, base
+    for field, value in change.items():
+      if field not in allowed:
+        raise ConfigError(
+            f"config.members[{m}].{field} cannot differ between members (members "
+            "share shapes: T, top-k divisors, widths); a member may change "
+            f"{', '.join(allowed)}")
+      if field == "seed":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+          raise ConfigError(f"config.members[{m}].seed must be a non-negative integer, "
+                            f"got {value!r}")
+        seed = value
+        continue
+      if not hparams_lib.is_number(value):
+        raise ConfigError(f"config.members[{m}].{field} must be a number, got {value!r}")
+      hp = hparams_lib.replace_path(hp, field[len(prefix):], float(value))
+    problems = method.hparams_problems(hp)
     if problems:
-      raise ConfigError(f"config.members[{m}]: " + "; ".join(problems))
-    out.append(Member(m, member_config.seed, change, member_config,
-                      run_config.make_variant(member_config)))
+      raise ConfigError(f"config.members[{m}]: " + "; ".join(
+          f"config.{config.method}.{p}" for p in problems))
+    out.append(Member(m, seed, change, hp))
   return out
 
 
-def hparams_of(members: Sequence[Member]) -> Dict[str, np.ndarray]:
-  """{name: [K]} of the members' step hyperparameters (salx.core.members)."""
-  return members_lib.stack_hparams([
-      members_lib.member_hparams(m.variant, m.config.learning_rate,
-                                 m.config.weight_decay) for m in members])
+def stacked_hparams(members: Sequence[Member]) -> Any:
+  """The members' hyperparameters with [K] leaves (`salx.core.hparams.stack`)."""
+  return hparams_lib.stack([m.hp for m in members])
 
 
 def mean_std(values: Sequence[float]) -> Dict[str, Any]:
@@ -128,17 +120,18 @@ def summary_of(records: Sequence[Optional[Mapping[str, Any]]]) -> Optional[Dict[
   return out
 
 
-def init_members(model, variant, config, members, mesh):
-  """(states [K, ...], dropout keys [K], hparams {name: [K]}) on the mesh."""
+def init_members(method, model, config, members: Sequence[Member], mesh):
+  """(states [K, ...], dropout keys [K], stacked hyperparameters) on the mesh."""
   keys = [jax.random.split(jax.random.key(m.seed)) for m in members]
   init_keys = jnp.stack([k[0] for k in keys])
   dropout_keys = jnp.stack([k[1] for k in keys])
-  hparams = hparams_of(members)
+  stacked = stacked_hparams(members)
   member = sharding.member_sharded(mesh)
+  hp = members[0].hp
   create = jax.jit(functools.partial(
-      members_lib.create_members_state, model, variant,
-      input_shape=(2, config.num_segments, config.feature_dim)),
+      core_members.create_members_state, method, model,
+      input_shape=(2, method.num_segments(hp), config.feature_dim)),
       out_shardings=member)
-  states = create(init_keys, hparams)
+  states = create(init_keys, stacked)
   return (states, jax.device_put(dropout_keys, member),
-          jax.device_put(hparams, member))
+          jax.device_put(stacked, member))

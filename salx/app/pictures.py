@@ -2,8 +2,8 @@
 
 `collect(workdir, split, video)` restores the run's config (W/metrics.json) and its
 best checkpoint (else the latest), runs the evaluator's model forward over the
-split's padded, masked batches, localizes every batch
-(`salx.postprocess.localization.localize`) and returns, per video, the arguments of
+split's padded, masked batches, localizes every batch (the method's `localize`)
+and returns, per video, the arguments of
 `salx.viz.timeline.timeline_figure`, with the run's training curves (metrics.json
 'train_history'), its evaluations ('history') and its last and best records: the
 keyword arguments of `salx.viz.run_pictures.draw_run`. `batch_entries` makes the
@@ -26,17 +26,12 @@ from salx.app import data as data_lib
 from salx.app import members as members_lib
 from salx.app import evaluator as evaluator_lib
 from salx.app import run_config
-from salx.core import model as model_lib
-from salx.core import pseudo_labels
 from salx.core import sharding
 from salx.core.constants import SPLITS
 from salx.datasets import input_pipeline
 from salx.datasets import source as source_lib
-from salx.postprocess import localization
-from salx.postprocess import scores
 
 METRICS_FILE, REPORT_FILE = "metrics.json", "report.txt"
-_OUTPUTS = ("cas", "action_flow", "action_rgb", "video_logits")
 
 
 class NoRunError(FileNotFoundError):
@@ -64,17 +59,17 @@ def _member0(tree: Any) -> Any:
 
 
 def _restore(workdir: str, config, state) -> Tuple[Any, int, str, Any]:
-  """(params, step, 'best' | 'latest', mask statistics) of member 0 of the run's
+  """(params, step, 'best' | 'latest', method state) of member 0 of the run's
   checkpoints (`state`: the members' template [K, ...])."""
   with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
     latest = ckpts.restore_latest(state)
     best = ckpts.restore_best(state.params)
-  mask_state = _member0((latest[0] if latest is not None else state).mask_state)
+  method_state = _member0((latest[0] if latest is not None else state).method_state)
   if best is not None:
-    return _member0(best[0]), int(best[2]), "best", mask_state
+    return _member0(best[0]), int(best[2]), "best", method_state
   if latest is not None:
     return (_member0(latest[0].params), int(jax.device_get(latest[0].step)[0]),
-            "latest", mask_state)
+            "latest", method_state)
   raise NoRunError(f"{os.path.join(workdir, checkpoint_lib.BEST_DIR)}: no best and no "
                    f"latest checkpoint ({checkpoint_lib.LATEST_DIR}/) in {workdir}")
 
@@ -91,68 +86,51 @@ def _ground_truth(source: source_lib.FeatureSource, name: str
   return gt, annotation.duration
 
 
-def _training_rows(cas: np.ndarray, flow: np.ndarray, rgb: np.ndarray,
-                   labels: np.ndarray, variant, mask_state) -> Dict[str, np.ndarray]:
-  """{'pseudo_label', 'mask'}: [T] g and w of one training video (SPEC 2.4, 2.5)."""
-  one = tuple(x[None].astype(np.float32) for x in (cas, flow, rgb))
-  g = pseudo_labels.pseudo_label(*one, labels[None], variant)
-  w, _ = pseudo_labels.adaptive_mask(one[0], mask_state, variant)
-  return {"pseudo_label": np.asarray(g)[0], "mask": np.asarray(w)[0]}
-
-
 def batch_entries(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndarray],
-                  variant, source: source_lib.FeatureSource, split: str = "test",
-                  mask_state=None) -> List[Dict[str, Any]]:
+                  method, hp, source: source_lib.FeatureSource, split: str = "test",
+                  method_state=None) -> List[Dict[str, Any]]:
   """Per real video of one batch, the arguments of `timeline_figure` (and more).
 
   Args:
-    outputs: the model's outputs on the batch, on the host
-      (`SplitEvaluator.forward`): 'cas' [B, T, C] logits, 'action_flow',
-      'action_rgb' [B, T], 'video_logits' [B, C].
+    outputs: the method's outputs on the batch, on the host (one member's).
     batch: the host batch of `input_pipeline.eval_batches`: 'names' [B],
       'num_snippets' [B], 'mask' [B, T], 'valid' [B], 'labels' [B, C].
-    variant: the run's inference settings.
+    method, hp: the run's method and (member 0's) hyperparameters.
     source: the data (class names; annotations for the ground truth, durations).
-    split: the videos' split; 'train' adds the pseudo label and the adaptive mask.
-    mask_state: the adaptive mask's running statistics (the training split only).
+    split: the videos' split; 'train' adds what the method trains the actionness
+      towards (SAL: the pseudo label and the adaptive mask).
+    method_state: the method's training state (the training split only).
 
   Returns:
     Per video {'video', 'split', 'duration_s', 'seconds_per_snippet',
     'class_names', 'gt', 'detections' (the video's `Detections`), 'cas' (the
-    combined score [T_b, C] that localization thresholds), 'predicted' [P],
+    per-class score [T_b, C] that localization thresholds), 'predicted' [P],
     'video_scores' [C], 'action_flow', 'action_rgb', 'actionness' [T_b],
-    'thresholds'}; for the training split also 'pseudo_label', 'mask' [T_b].
+    'thresholds'} (`Method.timeline_arrays`).
   """
   valid = np.asarray(batch["valid"], bool)
-  rows = {k: np.asarray(outputs[k], np.float64)[valid] for k in _OUTPUTS}
+  rows = {k: np.asarray(v, np.float64)[valid] for k, v in outputs.items()}
   names = [str(n) for n in np.asarray(batch["names"])[valid]]
   lengths = np.asarray(batch["mask"])[valid].sum(axis=1)
   snippets = np.asarray(batch["num_snippets"])[valid]
   labels = np.asarray(batch["labels"], np.float32)[valid]
-  localized = localization.localize(*(rows[k] for k in _OUTPUTS), lengths, snippets,
-                                    variant, video_names=names,
-                                    class_names=source.class_names)
-  seconds = (localization.seconds_per_position(snippets, lengths, variant)
-             * variant.upsample_scale)
+  localized = method.localize(rows, lengths, snippets, hp, video_names=names,
+                              class_names=source.class_names)
   entries = []
   for b, name in enumerate(names):
-    cas, flow, rgb = (rows[k][b, :lengths[b]] for k in _OUTPUTS[:3])
+    row = {k: v[b] if k in method.video_level_outputs else v[b, :lengths[b]]
+           for k, v in rows.items()}
+    arrays = method.timeline_arrays(
+        row, int(snippets[b]), hp, labels=labels[b] if split == "train" else None,
+        method_state=method_state if split == "train" else None)
     gt, duration = _ground_truth(source, name)
-    entry = {
+    entries.append(dict(arrays, **{
         "video": name, "split": split,
-        "duration_s": duration or float(seconds[b] * lengths[b]),
-        "seconds_per_snippet": float(seconds[b]),
+        "duration_s": duration or float(arrays["seconds_per_snippet"] * lengths[b]),
         "class_names": list(source.class_names), "gt": gt,
         "detections": localized.detections.take(localized.detections.video == b),
-        "cas": scores.combined_score(cas, flow, rgb, variant.combine_weights),
         "predicted": np.flatnonzero(localized.predicted[b]),
-        "video_scores": localized.video_scores[b],
-        "action_flow": flow, "action_rgb": rgb,
-        "actionness": model_lib.fused_actionness(flow, rgb, variant.rgb_weight),
-        "thresholds": list(variant.act_thresholds)}
-    if split == "train":
-      entry.update(_training_rows(cas, flow, rgb, labels[b], variant, mask_state))
-    entries.append(entry)
+        "video_scores": localized.video_scores[b]}))
   return entries
 
 
@@ -165,7 +143,7 @@ def _split_batches(evaluator: evaluator_lib.SplitEvaluator, split: str
     return
   for batch in input_pipeline.eval_batches(
       evaluator.source, split=split, num_segments=evaluator.num_segments,
-      batch_size=evaluator.batch_size, sampling=evaluator.variant.sampling,
+      batch_size=evaluator.batch_size, sampling=evaluator.sampling,
       keep_all_if_shorter=evaluator.keep_all_if_shorter):
     placed = sharding.global_batch(batch, evaluator.mesh, keys=("features", "mask"))
     yield batch, placed["features"], placed["mask"]
@@ -203,21 +181,27 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
   if video is not None and video not in names:
     raise ValueError(f"{source.split_file(split)}: video {video!r} is not in the "
                      f"{split} split ({len(names)} videos)")
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, data_lib.num_classes_of(config, source), variant)
+  method = run_config.method_of(config)
   members = members_lib.members_of(config)
+  hp = members[0].hp
+  model = run_config.make_model(config, data_lib.num_classes_of(config, source), method, hp)
   mesh = sharding.make_mesh(num_members=len(members))
-  state, _, _ = members_lib.init_members(model, variant, config, members, mesh)
-  params, step, which, mask_state = _restore(workdir, config, state)
-  params = sharding.replicate(params, mesh)
-  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
+  state, _, _ = members_lib.init_members(method, model, config, members, mesh)
+  params, step, which, method_state = _restore(workdir, config, state)
+  one = sharding.make_mesh(num_members=1)
+  evaluator = evaluator_lib.SplitEvaluator(method, model, source, hp, config, one)
+  params = jax.device_put(jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params),
+                          sharding.member_sharded(one))
+  stacked = jax.device_put(members_lib.stacked_hparams(members[:1]),
+                           sharding.member_sharded(one))
 
   per_video = []
   for batch, features, mask in _split_batches(evaluator, split):
     if video is not None and video not in list(batch["names"]):
       continue
-    outputs = jax.device_get(evaluator.forward(params, features, mask))
-    per_video += batch_entries(outputs, batch, variant, source, split, mask_state)
+    outputs = jax.device_get(evaluator.members_forward(params, features, mask, stacked))
+    outputs = {k: v[0] for k, v in outputs.items()}
+    per_video += batch_entries(outputs, batch, method, hp, source, split, method_state)
   if video is not None:
     per_video = [entry for entry in per_video if entry["video"] == video]
 

@@ -232,10 +232,9 @@ def write_json(path: str, data: Any) -> None:
     raise
 
 
-def run_title(config, source, variant) -> str:
-  """The report's first line: the code path, the model size and the data."""
-  return (f"SAL ({variant.name} code path, hidden {config.hidden_dim}, T "
-          f"{config.num_segments}, batch {config.batch_size}) on {config.dataset} at "
+def run_title(config, source, method, hp) -> str:
+  """The report's first line: the method, the model size and the data."""
+  return (f"{method.describe(hp)}, batch {config.batch_size} on {config.dataset} at "
           f"{source.data_dir}")
 
 

@@ -1,4 +1,4 @@
-"""The host half of an evaluation: model outputs -> detections -> record (SPEC 3-5).
+"""The host half of an evaluation: model outputs -> detections -> record.
 
 NumPy only (no JAX), so that worker processes of `salx.app.eval_pool` can run it
 while training goes on. A `Scorer` holds what does not change between evaluations
@@ -21,7 +21,7 @@ from salx.postprocess.detections import Detections
 from salx.postprocess.ground_truth import GroundTruth
 
 # One batch: ({'names', 'num_snippets', 'labels', 'valid', 'mask'} host arrays,
-# {'cas' [B, T, C], 'action_flow' [B, T], 'action_rgb' [B, T], 'video_logits' [B, C]}).
+# the method's outputs {name: [B, T, ...] or [B, C]}).
 HostBatch = Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]
 
 
@@ -30,36 +30,37 @@ class Scorer:
   """Scores one member's outputs on a split.
 
   Attributes:
+    method: the method (its `localize` and tIoU thresholds).
     ground_truth: the split's ground truth.
     class_names: the model's C classes.
     unevaluated: [U] indices of classes without ground truth (dropped).
   """
+  method: Any
   ground_truth: GroundTruth
   class_names: Tuple[str, ...]
   unevaluated: np.ndarray
 
   def localize(self, batch: Dict[str, np.ndarray], out: Dict[str, np.ndarray],
-               variant) -> localization.Localization:
+               hp) -> localization.Localization:
     """Localization of one batch's real rows, with their valid lengths."""
     valid = batch["valid"]
-    return localization.localize(
-        out["cas"][valid], out["action_flow"][valid], out["action_rgb"][valid],
-        out["video_logits"][valid], batch["mask"][valid].sum(axis=1),
-        batch["num_snippets"][valid], variant,
+    return self.method.localize(
+        {k: np.asarray(v)[valid] for k, v in out.items()},
+        batch["mask"][valid].sum(axis=1), batch["num_snippets"][valid], hp,
         video_names=batch["names"][valid], class_names=self.class_names)
 
-  def __call__(self, batches: Sequence[HostBatch], variant, step: int
+  def __call__(self, batches: Sequence[HostBatch], hp, step: int
                ) -> Tuple[report.Record, Detections]:
     """(evaluation record, detections of the evaluated classes) at `step`."""
     localized = localization.Localization.concatenate(
-        [self.localize(batch, out, variant) for batch, out in batches])
+        [self.localize(batch, out, hp) for batch, out in batches])
     labels = np.concatenate([batch["labels"][batch["valid"]] for batch, _ in batches])
     detections = localized.detections
     if self.unevaluated.size:
       detections = detections.take(~np.isin(detections.label, self.unevaluated))
     detections = dataclasses.replace(detections, source=f"of step {step}")
     result = ap.evaluate_detections(self.ground_truth, detections,
-                                    variant.tiou_thresholds)
+                                    self.method.tiou_thresholds(hp))
     accuracy = classification.classification_accuracy(localized.predicted, labels)
     return report.evaluation_record(result, accuracy, step, len(labels)), detections
 

@@ -69,7 +69,7 @@ def sync_train_metrics(writer, pending: list, seeds: Sequence[int],
         f"the training loss{member_label(seeds, m)} is {losses[i, m]} at step "
         f"{steps[i]} (NaN or infinite); the run stopped without saving the diverged "
         f"state, and {where}. Resuming replays the same steps: lower "
-        "--config.learning_rate, use --config.compute_dtype=float32, or check the "
+        "--config.<method>.learning_rate, use --config.compute_dtype=float32, or check the "
         "features with python -m salx.datasets.check.")
   means = [{k: float(np.mean([np.asarray(h[k]).reshape(-1)[m] for h in host]))
             for k in host[0]} for m in range(len(seeds))]

@@ -1,4 +1,4 @@
-"""Training and evaluation of SAL: `train_and_evaluate(config, workdir)`.
+"""Training and evaluation of a method: `train_and_evaluate(config, workdir)`.
 
 One run of K members (K = config.num_seeds, or the length of config.members; 1 by
 default), read top to bottom in `train_and_evaluate`:
@@ -62,8 +62,10 @@ from salx.app import scoring
 from salx.app import step_metrics
 from salx.app import workdir_lock
 from salx.app.run_config import ConfigError
+from salx.core import hparams as hparams_lib
 from salx.core import members as core_members
 from salx.core import sharding
+from salx.datasets import batches as batches_lib
 from salx.datasets import input_pipeline
 
 
@@ -72,16 +74,20 @@ from salx.datasets import input_pipeline
 
 
 def members_batches(source, members: Sequence[Any], config, start_step: int,
-                    sampling: str, mesh, size: int = 2) -> Iterator[Dict[str, jax.Array]]:
+                    method, hp, mesh, size: int = 2) -> Iterator[Dict[str, jax.Array]]:
   """The members' global batches [K, B, ...] on the mesh, `size` ahead of the step.
 
-  Member m's batch of step s is the one a single run with its seed draws.
+  Member m's batch of step s is the one a single run with its seed draws. The K
+  feeds read through one reader: one cache holds the training split once.
   """
+  reader = batches_lib.SplitReader(input_pipeline.as_source(source), "train",
+                                   cache=config.cache_data)
   feeds = [input_pipeline.train_batches(
-      source, batch_size=config.batch_size, num_segments=config.num_segments,
+      source, batch_size=config.batch_size, num_segments=method.num_segments(hp),
       seed=m.seed, start_step=start_step, num_steps=config.num_steps - start_step,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      cache=config.cache_data, sampling=sampling) for m in members]
+      sampling=method.train_sampling(hp), video_sampler=method.video_sampler(hp),
+      reader=reader) for m in members]
   queue = collections.deque()
   for host_batches in zip(*feeds):
     stacked = {k: np.stack([b[k] for b in host_batches]) for k in ("features", "labels")}
@@ -143,7 +149,8 @@ class RunResult:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunResult:
-  """Trains SAL as `config` says, evaluating on the test split; resumes in `workdir`.
+  """Trains the method as `config` says, evaluating on the test split; resumes in
+  `workdir`.
 
   Raises:
     ConfigError: an unusable config.
@@ -162,6 +169,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
   source = data_lib.open_data(config)
   data_lib.check_data(source, config.check_data,
                       "thumos14" if config.dataset == "synthetic" else config.dataset)
+  method = run_config.method_of(config)
+  member_hparams = [m.hp for m in members]
+  hp = member_hparams[0]
   num_classes = data_lib.num_classes_of(config, source)
   train_source, holdout_source = source, None
   if config.holdout_fraction > 0:
@@ -175,36 +185,34 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                       f"{num_train} training videos of {source.data_dir}")
 
   # 2. Model, mesh, states.
-  variant = run_config.make_variant(config)
-  variants = [m.variant for m in members]
-  model = run_config.make_model(config, num_classes, variant)
+  model = run_config.make_model(config, num_classes, method, hp)
   mesh = sharding.make_mesh(num_members=len(members))
   try:
     sharding.check_global_batch(config.batch_size, mesh)
   except ValueError as e:
     raise ConfigError(f"config.batch_size: {e}") from None
-  state, dropout_keys, hparams = members_lib.init_members(model, variant, config, members, mesh)
+  state, dropout_keys, stacked_hp = members_lib.init_members(method, model, config,
+                                                             members, mesh)
   train_step = sharding.jit_members_step(
-      core_members.make_members_step(model, variant), mesh)
-  evaluator = evaluator_lib.SplitEvaluator(model, source, variant, config, mesh)
+      core_members.make_members_step(method, model), mesh)
+  evaluator = evaluator_lib.SplitEvaluator(method, model, source, hp, config, mesh)
   holdout_evaluator = (None if holdout_source is None else evaluator_lib.SplitEvaluator(
-      model, holdout_source, variant, config, mesh))
+      method, model, holdout_source, hp, config, mesh))
 
   pool = eval_pool.EvalPool(config.eval_workers)
   timelines = None
   if config.timeline_videos and is_chief:
     from salx.app import drawing  # pylint: disable=g-import-not-at-top
-    timelines = drawing.TimelineImages(variants[0], source, config.timeline_videos)
+    timelines = drawing.TimelineImages(method, hp, source, config.timeline_videos)
 
   def submit_evaluation(params, step: int, snapshot=None) -> None:
     """The members' forward now; localization and AP in the pool (in order)."""
-    rgb_weight = hparams["rgb_weight"]
     jobs = []
     for split_evaluator in (evaluator, holdout_evaluator):
       if split_evaluator is not None:
-        outputs = split_evaluator.members_outputs(params, rgb_weight)
-        jobs += [(split_evaluator.scorer, scoring.member_batches(outputs, m), v)
-                 for m, v in enumerate(variants)]
+        outputs = split_evaluator.members_outputs(params, stacked_hp)
+        jobs += [(split_evaluator.scorer, scoring.member_batches(outputs, m), member_hp)
+                 for m, member_hp in enumerate(member_hparams)]
         if timelines is not None and split_evaluator is evaluator:
           timelines.write(writer, step, scoring.member_batches(outputs, 0))
     pool.submit(step, jobs, snapshot)
@@ -224,8 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
               f"{len(source.video_names('test'))} test videos ({source.layout} layout at "
               f"{source.data_dir})" + (f", {len(holdout_source.video_names('test'))} "
                                        "training videos held out" if holdout_source else "")),
-        model=(f"SAL, {variant.name} code path, hidden {config.hidden_dim}, T "
-               f"{config.num_segments}, batch {config.batch_size}"
+        model=(f"{method.describe(hp)}, batch {config.batch_size}"
                + (f", {len(members)} members (seeds {seeds[0]}..{seeds[-1]})"
                   if len(members) > 1 else "")),
         num_params=sum(x.size for x in jax.tree_util.tree_leaves(state.params))
@@ -263,7 +270,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       ckpts.discard_best_after(start_step)
       if config.init_checkpoint:   # Fine-tuning: every member starts from these weights.
         one = jax.tree_util.tree_map(lambda x: x[0], state.params)
-        params, what = evaluate_run.load_init_params(config.init_checkpoint, one, mesh)
+        params, what = evaluate_run.load_init_params(method, config.init_checkpoint, one,
+                                                      mesh)
         state = state.replace(params=jax.device_put(
             jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(members)),
                                    params), sharding.member_sharded(mesh)))
@@ -306,8 +314,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
 
     # 4. Train.
     progress["config"] = config.to_dict()
-    train_iter = members_batches(train_source, members, config, start_step,
-                                 variant.sampling, mesh)
+    train_iter = members_batches(train_source, members, config, start_step, method, hp,
+                                 mesh)
     report_progress = periodic_actions.ReportProgress(
         num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
     watch = preemption.PreemptionWatch()
@@ -319,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
         for step in range(start_step + 1, config.num_steps + 1):
           # `step` counts the steps done once this one is: the batch is number step - 1.
           with jax.profiler.StepTraceAnnotation("train", step_num=step):
-            state, metrics = train_step(state, next(train_iter), dropout_keys, hparams)
+            state, metrics = train_step(state, next(train_iter), dropout_keys, stacked_hp)
             pending.append((step, metrics))
           report_progress(step)
 
@@ -372,14 +380,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     if status == "preempted":
       return RunResult(status, step, {}, "")
     table, metrics = report.final_report(
-        progress, title=report.run_title(config, source, variant),
+        progress, title=report.run_title(config, source, method, hp),
         eval_every=config.eval_every, eval_start_step=config.eval_start_step,
         holdout_fraction=config.holdout_fraction)
     if is_chief:
       print(table, flush=True)
       report.write_json(os.path.join(workdir, "metrics.json"),
-                        dict(metrics, config=config.to_dict(),
-                             sal=dataclasses.asdict(variant)))
+                        dict(metrics, config=config.to_dict(), method=method.name,
+                             hparams=[hparams_lib.as_dict(m.hp) for m in members]))
       with open(os.path.join(workdir, "report.txt"), "w", encoding="utf-8") as f:
         f.write(table + "\n")
     writer.close()

@@ -22,6 +22,12 @@ source's `video_names('train')` order) and global batch size B:
 (The 0 / 1 word separates the permutation stream from the sampling streams: numpy's
 SeedSequence pads keys with zeros, so [seed, e] and [seed, e, 0] would coincide.)
 
+A method that chooses the videos of a batch itself (CO2-Net and DELU pair videos by
+class) passes a `video_sampler(rng, labels [N, C], B) -> [B] video indices`; then
+batch `step` holds video_sampler(np.random.default_rng([seed, 2, step]), ...) and
+row r's snippets are drawn with np.random.default_rng([seed, 3, step, r]): still a
+pure function of (seed, step), with no epochs.
+
 Hosts. The global batch does not depend on the number of processes: process i of P
 receives rows [i * b, (i + 1) * b) of it, b = B / P (B must divide by P). Test batch k
 holds videos [k * B, (k + 1) * B) of the split, zero-padded past the last video, and
@@ -32,7 +38,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -43,6 +49,8 @@ from salx.datasets import source
 
 _PERMUTATION_STREAM = 0
 _SAMPLING_STREAM = 1
+_SAMPLER_STREAM = 2
+_SAMPLER_SNIPPET_STREAM = 3
 _SOURCE_INTERFACE = ("video_names", "load", "class_names")
 
 
@@ -73,7 +81,31 @@ class SplitReader:
     self.num_classes = len(self.source.class_names)
     self.feature_dim = int(getattr(self.source, "feature_dim", constants.FEATURE_DIM))
     self._cache: Optional[Dict[int, source.VideoRecord]] = {} if cache else None
+    self._labels: Optional[np.ndarray] = None
     self._lock = threading.Lock()
+
+  def labels(self) -> np.ndarray:
+    """[N, C] float32 multi-hot labels of every video of the split (read once; from
+    the annotations where the source has them, else from the records)."""
+    with self._lock:
+      if self._labels is not None:
+        return self._labels
+    rows = []
+    index = {c: i for i, c in enumerate(self.source.class_names)}
+    for i, name in enumerate(self.names):
+      annotation = (self.source.annotation(name) if hasattr(self.source, "annotation")
+                    else None)
+      if annotation is None:
+        rows.append(np.asarray(self.load(i).labels, np.float32))
+        continue
+      row = np.zeros(self.num_classes, np.float32)
+      row[[index[c] for c in annotation.video_labels if c in index]] = 1.0
+      rows.append(row)
+    labels = np.stack(rows) if rows else np.zeros((0, self.num_classes), np.float32)
+    labels.flags.writeable = False
+    with self._lock:
+      self._labels = labels
+    return labels
 
   def __len__(self) -> int:
     return len(self.names)
@@ -169,10 +201,39 @@ def train_example(reader: SplitReader, step: int, row: int, *, batch_size: int,
   return features[indices], np.asarray(record.labels, np.float32)
 
 
+def sampled_example(reader: SplitReader, step: int, row: int, video: int, *,
+                    num_segments: int, seed: int, sampling: str = "thumos14"
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+  """Row `row` of batch `step` when a video sampler chose video `video` for it."""
+  record = reader.load(video)
+  features = np.asarray(record.features, np.float32)
+  rng = np.random.default_rng([seed, _SAMPLER_SNIPPET_STREAM, step, row])
+  indices = sampling_lib.train_indices(features.shape[0], num_segments, rng, sampling)
+  return features[indices], np.asarray(record.labels, np.float32)
+
+
+def sampled_videos(reader: SplitReader, step: int, *, batch_size: int, seed: int,
+                   video_sampler: Callable[..., np.ndarray]) -> np.ndarray:
+  """[B] the videos `video_sampler` chooses for batch `step` (a pure function of
+  (seed, step))."""
+  rng = np.random.default_rng([seed, _SAMPLER_STREAM, step])
+  videos = np.asarray(video_sampler(rng, reader.labels(), batch_size), np.int64)
+  if videos.shape != (batch_size,) or videos.min() < 0 or videos.max() >= len(reader):
+    raise ValueError(f"the video sampler gave {videos.tolist()} for a batch of "
+                     f"{batch_size} of {len(reader)} videos")
+  return videos
+
+
 def train_batch(reader: SplitReader, step: int, *, batch_size: int, num_segments: int,
                 seed: int, process_index: int = 0, process_count: int = 1,
-                sampling: str = "thumos14") -> Dict[str, np.ndarray]:
+                sampling: str = "thumos14",
+                video_sampler: Optional[Callable[..., np.ndarray]] = None
+                ) -> Dict[str, np.ndarray]:
   """This process's rows of global training batch `step`.
+
+  Args:
+    video_sampler: None for epochs over the videos; or the method's own choice of
+      videos (module docstring).
 
   Returns:
     {'features': [b, T, D] float32, 'labels': [b, C] float32}, b = B / process_count,
@@ -180,9 +241,17 @@ def train_batch(reader: SplitReader, step: int, *, batch_size: int, num_segments
   """
   check_process(process_index, process_count)
   local = host_batch_size(batch_size, process_count)
-  rows = [train_example(reader, step, process_index * local + r, batch_size=batch_size,
-                        num_segments=num_segments, seed=seed, sampling=sampling)
-          for r in range(local)]
+  first = process_index * local
+  if video_sampler is None:
+    rows = [train_example(reader, step, first + r, batch_size=batch_size,
+                          num_segments=num_segments, seed=seed, sampling=sampling)
+            for r in range(local)]
+  else:
+    videos = sampled_videos(reader, step, batch_size=batch_size, seed=seed,
+                            video_sampler=video_sampler)
+    rows = [sampled_example(reader, step, first + r, int(videos[first + r]),
+                            num_segments=num_segments, seed=seed, sampling=sampling)
+            for r in range(local)]
   return {"features": np.stack([features for features, _ in rows]),
           "labels": np.stack([labels for _, labels in rows])}
 

@@ -79,7 +79,8 @@ def train_dataset(source_or_tfds, *, batch_size: int, num_segments: int, seed: i
                   start_step: int = 0, num_steps: Optional[int] = None,
                   process_index: Optional[int] = None,
                   process_count: Optional[int] = None, cache: bool = False,
-                  split: str = "train", sampling: str = "thumos14") -> tf.data.Dataset:
+                  split: str = "train", sampling: str = "thumos14",
+                  video_sampler=None, reader=None) -> tf.data.Dataset:
   """Training batches `start_step`, `start_step + 1`, ... of this process, as tf.data.
 
   Args:
@@ -92,7 +93,11 @@ def train_dataset(source_or_tfds, *, batch_size: int, num_segments: int, seed: i
     process_index, process_count: this process and the process count (JAX's by default).
     cache: keep every video read in memory (THUMOS14-sized datasets only).
     split: the split to train on.
-    sampling: 'thumos14' or 'activitynet', the variant's snippet sampling.
+    sampling: 'thumos14' or 'activitynet', the method's snippet sampling.
+    video_sampler: the method's choice of each batch's videos, None for epochs
+      (`batches.train_batch`).
+    reader: a `batches.SplitReader` of the split to read from (several feeds may
+      share one, and its cache); default a new one over `source_or_tfds`.
 
   Returns:
     A deterministic dataset of `batches.train_batch` results: {'features': [b, T, D]
@@ -105,13 +110,15 @@ def train_dataset(source_or_tfds, *, batch_size: int, num_segments: int, seed: i
   sampling_lib.check_sampling(sampling)
   index, count = _process(process_index, process_count)
   local = batches_lib.host_batch_size(batch_size, count)
-  reader = batches_lib.SplitReader(as_source(source_or_tfds), split, cache=cache)
+  if reader is None:
+    reader = batches_lib.SplitReader(as_source(source_or_tfds), split, cache=cache)
   batches_lib.steps_per_epoch(len(reader), batch_size)  # Fails early when B > N.
 
   def load(step):
     batch = batches_lib.train_batch(
         reader, int(step), batch_size=batch_size, num_segments=num_segments,
-        seed=seed, process_index=index, process_count=count, sampling=sampling)
+        seed=seed, process_index=index, process_count=count, sampling=sampling,
+        video_sampler=video_sampler)
     return batch["features"], batch["labels"]
 
   def load_tf(step):

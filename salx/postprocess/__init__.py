@@ -16,5 +16,5 @@ One module per job:
   inputs          reading JSON inputs; EvalInputError names the file
   arrays          vectorized idioms the others share
 
-No JAX: this tier imports only NumPy and `salx.core.variants`.
+No JAX: this tier imports only NumPy (and `salx.core.constants`).
 """

@@ -27,11 +27,10 @@ accumulate in float64 and comparisons with thresholds are made in float64.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from salx.core.variants import Variant
 from salx.postprocess import curves as curves_lib
 from salx.postprocess import nms
 from salx.postprocess import scores as scores_lib
@@ -92,7 +91,7 @@ def oic_contrast(curves: curves_lib.UpsampledCurves, runs: curves_lib.Runs,
   return inner - outer
 
 
-def seconds_per_position(num_snippets, num_segments: int, variant: Variant):
+def seconds_per_position(num_snippets, num_segments: int, variant: Any):
   """t_factor = (16 * L) / (scale * T * 25): seconds per upsampled position."""
   return ((variant.frames_per_segment * np.asarray(num_snippets, np.int64))
           / (variant.upsample_scale * num_segments * variant.feature_fps))
@@ -106,7 +105,7 @@ def _no_detections(dtype):
 
 def _localize_stack(cas: np.ndarray, action_flow: np.ndarray,
                     action_rgb: np.ndarray, video_logits: np.ndarray,
-                    num_snippets: np.ndarray, variant: Variant):
+                    num_snippets: np.ndarray, variant: Any):
   """Localize V videos of equal T.
 
   Args:
@@ -150,7 +149,7 @@ def _batch_array(name: str, x, dtype, shape) -> np.ndarray:
 
 def localize(cas: np.ndarray, action_flow: np.ndarray, action_rgb: np.ndarray,
              video_logits: np.ndarray, valid_lengths: Optional[np.ndarray],
-             num_snippets: np.ndarray, variant: Variant, *,
+             num_snippets: np.ndarray, variant: Any, *,
              video_names: Sequence[str], class_names: Sequence[str],
              dtype=np.float64) -> Localization:
   """Localize the actions of a batch of videos (SPEC 3, 4).
@@ -162,7 +161,7 @@ def localize(cas: np.ndarray, action_flow: np.ndarray, action_rgb: np.ndarray,
     valid_lengths: [B] snippets of each row that are real, T_b <= T (the rest
       is padding, never read); None: all T.
     num_snippets: [B] L, each video's snippet count before sampling.
-    variant: inference settings (THUMOS14 or ACTIVITYNET).
+    variant: the inference settings of a `SALHparams` (read by attribute).
     video_names: the B video names; class_names: the C class names.
     dtype: float dtype of the computation.
   Returns:

@@ -8,11 +8,10 @@ another, so that localization can work class-major ([..., C, T]).
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 
-from salx.core.variants import Variant
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -75,7 +74,7 @@ def topk_mean(values: np.ndarray, select_by: np.ndarray, k: int,
 
 
 def video_class_scores(cas: np.ndarray, comb: np.ndarray,
-                       video_logits: np.ndarray, variant: Variant,
+                       video_logits: np.ndarray, variant: Any,
                        class_axis: int = -1) -> np.ndarray:
   """s = softmax(beta * cas_top + (1 - beta) * video_logits)  [..., C] (SPEC 3.2).
 

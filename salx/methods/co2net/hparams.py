@@ -22,7 +22,7 @@ class CO2NetHparams:
   """Every setting of CO2-Net / DELU training and inference (SPEC-CO2NET-DELU 0).
 
   Attributes:
-    lr: Adam learning rate (SPEC-CO2NET-DELU 3.1).
+    learning_rate: Adam's learning rate (SPEC-CO2NET-DELU 3.1).
     weight_decay: coupled L2 decay of Adam (3.1).
     alpha1: weight of the norm (sparsity) loss N (2.5).
     alpha2: weight of the guide loss G (2.6): 0.8 CO2-Net, 0.4 DELU.
@@ -33,15 +33,14 @@ class CO2NetHparams:
     amplitude: amplitude of DELU's curriculum curve (2.8.2).
     dropout_ratio: dropout of the fusion and classifier layers (1.4; the CCMs'
       0.5 is fixed by the code). Static: a rate decides the mask computation.
+    attention_hidden: H, the width of each CCM's attention head (1.2.5).
     max_seqlen: training T, every video resampled to it (4.3).
     mil_topk_divisor: k of the MIL top-k, max(1, T // k) snippets (2.2).
     rat_atn: divisor of DELU's attention top-k, max(1, T // rat_atn) (2.7.1).
-    max_iter: training iterations, also the curriculum length (2.8.2, 3.3).
-    batch_size: videos per batch (4.2).
+    max_iter: the curriculum's length in iterations (2.8.2; their scripts train
+      that many iterations too, 3.3: `config.num_steps`).
     num_similar: same-class pairs at the head of each batch (4.2).
     evidential: DELU's two terms on (2.7, 2.8) or off (CO2-Net).
-    seed: their scripts' seed (3.3).
-    interval: test evaluation every `interval` iterations (3.3).
     num_thresholds: attention thresholds linspace(0.1, 0.9, N) (5.3).
     cls_topk_divisor: class scores from the top max(1, L // 10) of cas * attn (5.2).
     class_threshold: predicted classes have p_c >= 0.2 (5.2).
@@ -52,7 +51,7 @@ class CO2NetHparams:
     feature_fps, frames_per_segment: 25 fps, 16 frames per snippet (5.8).
     tiou_thresholds: evaluation tIoU thresholds (6.1).
   """
-  lr: float = 5e-5
+  learning_rate: float = 5e-5
   weight_decay: float = 1e-3
   alpha1: float = 0.8
   alpha2: float = 0.8
@@ -62,15 +61,13 @@ class CO2NetHparams:
   alpha_uct_guide: float = 0.0
   amplitude: float = 0.7
   dropout_ratio: float = hparams.static(default=0.7)
+  attention_hidden: int = 512
   max_seqlen: int = 500
   mil_topk_divisor: int = 7
   rat_atn: int = 9
   max_iter: int = 5000
-  batch_size: int = 10
   num_similar: int = 3
   evidential: bool = False
-  seed: int = 3552
-  interval: int = 200
   num_thresholds: int = 10
   cls_topk_divisor: int = 10
   class_threshold: float = hparams.static(default=0.2)
@@ -91,12 +88,15 @@ class CO2NetHparams:
     return max(1, int(num_segments // self.rat_atn))
 
 
-# `run.sh` of harlanhong/MM2021-CO2-Net (SPEC-CO2NET-DELU 0).
+# `run.sh` of harlanhong/MM2021-CO2-Net (SPEC-CO2NET-DELU 0); its run settings
+# (batch 10, seed 3552, 5000 iterations, a test every 200) are in
+# configs/co2net_thumos.py.
 CO2NET_THUMOS14 = CO2NetHparams()
 
 # `scripts/train_thumos.sh` and `test_thumos.sh` of MengyuanChen21/ECCV2022-DELU
-# (SPEC-CO2NET-DELU 0, 7).
+# (SPEC-CO2NET-DELU 0, 7); run settings (seed 0, a test every 50) in
+# configs/delu_thumos.py.
 DELU_THUMOS14 = CO2NetHparams(
     alpha2=0.4, alpha_edl=1.3, alpha_uct_guide=0.4, amplitude=0.7,
-    max_seqlen=320, evidential=True, seed=0, interval=50, num_thresholds=20,
+    max_seqlen=320, evidential=True, num_thresholds=20,
     length_filter=True)

@@ -73,13 +73,16 @@ class CrossModalConsensus(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, main: Array, aux: Array, *, train: bool = False
-               ) -> Tuple[Array, Array]:
+  def __call__(self, main: Array, aux: Array, *, train: bool = False,
+               mask: Optional[Array] = None) -> Tuple[Array, Array]:
     """Attention and filtered features of the main stream, guided by the other.
 
     Args:
-      main, aux: [B, T, M].
+      main, aux: [B, T, M], zero at padded snippets.
       train: dropout on (needs a 'dropout' rng) or off.
+      mask: optional [B, T] valid snippets of a padded batch: the global mean is
+        over them, and what the k-3 convs read at padded positions stays zero, so
+        each video gets the outputs it gets alone.
 
     Returns:
       (a [B, T] attention in (0, 1), f [B, T, M] filtered features).
@@ -90,7 +93,12 @@ class CrossModalConsensus(nn.Module):
 
     # 1.2.1-2: channel attention on the global mean, a length-1 sequence: only the
     # centre tap of the k-3 conv touches data (the side taps see padding).
-    mean = jnp.mean(main, axis=-2, keepdims=True)                          # [B, 1, M]
+    if mask is None:
+      mean = jnp.mean(main, axis=-2, keepdims=True)                        # [B, 1, M]
+    else:
+      valid = mask[..., None].astype(main.dtype)
+      mean = (jnp.sum(main * valid, axis=-2, keepdims=True)
+              / jnp.maximum(jnp.sum(valid, axis=-2, keepdims=True), 1.0))
     ca = dropout(leaky_relu(conv(m, 3, 1, name="channel_conv")(mean)))    # [B, 1, M]
     # 1.2.3: bit-wise attention from the other stream.
     bw = dropout(leaky_relu(conv(m, 3, 1, name="bit_wise_attn")(aux)))   # [B, T, M]
@@ -98,6 +106,8 @@ class CrossModalConsensus(nn.Module):
     f = nn.sigmoid(bw * ca) * main                                         # [B, T, M]
     # 1.2.5: attention; the last dropout acts on the logit, before the sigmoid.
     z = dropout(leaky_relu(conv(h, 3, 1, name="attention_0")(f)))
+    if mask is not None:
+      z = z * mask[..., None].astype(z.dtype)
     z = leaky_relu(conv(h, 3, 1, name="attention_3")(z))
     a = nn.sigmoid(dropout(conv(1, 1, 0, name="attention_5")(z)))[..., 0]  # [B, T]
 
@@ -145,12 +155,17 @@ class CO2Net(nn.Module):
   param_dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: Array, *, train: bool = False) -> CO2NetOutputs:
+  def __call__(self, x: Array, hp: Any = None, *, train: bool = False,
+               mask: Optional[Array] = None) -> CO2NetOutputs:
     """Runs the network.
 
     Args:
-      x: features [B, T, D].
+      x: features [B, T, D], zero at padded snippets.
+      hp: the method's hyperparameters (the forward reads none of them: the widths
+        and dropout are the module's; accepted so every salx model is called alike).
       train: dropout on (needs a 'dropout' rng) or off (`model.eval()`).
+      mask: optional [B, T] valid snippets of a padded test batch (each video then
+        gets its own outputs; padded positions are meaningless).
 
     Returns:
       CO2NetOutputs. The intermediates collection (when mutable) receives
@@ -170,23 +185,27 @@ class CO2Net(nn.Module):
     dropout = nn.Dropout(self.dropout_ratio, deterministic=not train)
 
     # 1.3.1-2: the two consensus modules and the fused attention.
-    v_atn, v_feat = ccm(name="vAttn")(rgb, flow, train=train)
-    f_atn, f_feat = ccm(name="fAttn")(flow, rgb, train=train)
+    del hp
+    v_atn, v_feat = ccm(name="vAttn")(rgb, flow, train=train, mask=mask)
+    f_atn, f_feat = ccm(name="fAttn")(flow, rgb, train=train, mask=mask)
     attn = (f_atn + v_atn) / 2.0
     # 1.3.3: fusion, dropped as the contrastive loss sees it.
     fused = jnp.concatenate([v_feat, f_feat], axis=-1)
     u = dropout(leaky_relu(conv(d, 1, 0, name="fusion")(fused)))          # [B, T, D]
     # 1.3.4: classifier.
-    hidden = leaky_relu(conv(d, 3, 1, name="classifier_1")(dropout(u)))
+    u_in = dropout(u)
+    if mask is not None:
+      u_in = u_in * mask[..., None].astype(u_in.dtype)
+    hidden = leaky_relu(conv(d, 3, 1, name="classifier_1")(u_in))
     self.sow("intermediates", "classifier_hidden", hidden)
     cas = conv(self.num_classes + 1, 1, 0, name="classifier_4")(dropout(hidden))
     return CO2NetOutputs(feat=u, cas=cas, attn=attn, v_atn=v_atn, f_atn=f_atn)
 
 
 def build_model(num_classes: int, hp, *, feature_dim: int = 2048,
-                attention_hidden: int = 512, dtype: Optional[Dtype] = None,
+                dtype: Optional[Dtype] = None,
                 param_dtype: Dtype = jnp.float32) -> CO2Net:
-  """CO2Net with the dropout of a `CO2NetHparams` (widths as given)."""
+  """CO2Net with the attention width and dropout of a `CO2NetHparams`."""
   return CO2Net(num_classes=num_classes, feature_dim=feature_dim,
-                attention_hidden=attention_hidden, dropout_ratio=hp.dropout_ratio,
+                attention_hidden=hp.attention_hidden, dropout_ratio=hp.dropout_ratio,
                 dtype=dtype, param_dtype=param_dtype)

@@ -7,13 +7,18 @@ code but never used by the forward nor updated (1.6, 3.2): it is read and ignore
 
     params = torch_names.params_from_torch(state_dict)
     state_dict = torch_names.params_to_torch(params)
+    params = torch_names.load_checkpoint("best_delu_thumos.pkl")   # no torch needed
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
+
+from salx.core import torch_format
+from salx.core import torch_writer
 
 # (salx module path) -> torch prefix, in their state_dict order.
 _CCM_MODULES = (("bit_wise_attn", "bit_wise_attn.0"), ("channel_conv", "channel_conv.0"),
@@ -107,3 +112,28 @@ def feat_encoder_from_torch(state_dict: Mapping[str, Any]) -> Optional[Dict[str,
   if not all(n in weights for n in names.values()):
     return None
   return {f: _numpy(weights[n]) for f, n in names.items()}
+
+
+def load_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
+  """The params of their checkpoint file (`torch.save(model.state_dict())`, saved
+  from a GPU or not), read without torch (`salx.core.torch_format`); `feat_encoder`
+  is ignored.
+
+  Raises:
+    FileNotFoundError, torch_format.CheckpointFormatError (an unreadable file), or
+    ValueError (a state dict that is not CO2-Net's / DELU's).
+  """
+  path = os.fspath(path)
+  state = torch_format.read_torch_file(path, arrays=True)
+  if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+    raise torch_format.CheckpointFormatError(
+        f"{path}: expected a state dict (name -> tensor), found {type(state).__name__}")
+  return params_from_torch(state, source=path)
+
+
+def save_checkpoint(params: Mapping[str, Any], path: str | os.PathLike) -> None:
+  """Writes params as their code saves a model (a torch zip file of float32 tensors
+  under their names, without feat_encoder), atomically."""
+  state_dict = {name: np.asarray(value, np.float32)
+                for name, value in params_to_torch(params).items()}
+  torch_writer.write_torch_file(state_dict, path)

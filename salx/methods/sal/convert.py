@@ -30,7 +30,7 @@ from salx.core import torch_writer
 _CONV_MODULES = ("encoder", "action_rgb", "action_flow", "cls", "cls_rgb", "cls_flow")
 _DENSE_MODULES = ("fc", "fc1")
 ENCODER_NAMES = ("encoder.0", "base_module.0")
-# Encoder name -> the salx.core.variants name of that code path.
+# Encoder name -> the SAL preset of that code path.
 _VARIANT_OF_ENCODER = {"encoder.0": "thumos14", "base_module.0": "activitynet"}
 # Keys under which training scripts nest the state dict; other keys ('epoch', ...) are ignored.
 _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
@@ -172,7 +172,7 @@ class CheckpointDims:
     num_classes: C.
     encoder_kernel: k of the main embedding conv.
     encoder_name: 'encoder.0' (THUMOS14 code) or 'base_module.0' (ActivityNet code).
-    variant: the salx.core.variants name of that code path ('thumos14', 'activitynet').
+    variant: the SAL preset of that code path ('thumos14', 'activitynet').
   """
   feature_dim: int
   hidden_dim: int
@@ -206,8 +206,8 @@ def official_checkpoint_dims(path: str | os.PathLike) -> CheckpointDims:
   """The dims and code path of a checkpoint file, from its shapes alone (no weights read).
 
       dims = official_checkpoint_dims(path)
-      model = build_model(dims.num_classes, variants.get_variant(dims.variant),
-                          feature_dim=dims.feature_dim, hidden_dim=dims.hidden_dim)
+      hp = hparams.PRESETS[dims.variant].replace(hidden_dim=dims.hidden_dim)
+      model = build_model(dims.num_classes, hp, feature_dim=dims.feature_dim)
   """
   path = os.fspath(path)
   return checkpoint_dims(_read_state_dict(path, arrays=False), source=path)

@@ -1,26 +1,28 @@
-"""The two SAL variants (THUMOS14 and ActivityNet) as data.
+"""SAL's hyperparameters, and its two presets (the THUMOS14 and ActivityNet code paths).
 
-Every number that differs between the authors' THUMOS14 and ActivityNet code paths
-(SPEC sections 2 to 4) lives in one frozen `Variant`. Model, losses, pseudo labels,
-localization and evaluation read their settings from it; nothing branches on a
-dataset name.
+Every number of the method (docs/sal.md sections 1 to 5) lives in one frozen
+`SALHparams`, a JAX pytree: its float fields are leaves, so K members trained in
+one step each have their own (`jax.vmap` over a stacked `SALHparams`), while the
+fields that fix shapes or control flow (T, top-k divisors, widths, threshold lists)
+are static and shared. Model, losses, pseudo labels, localization and evaluation
+read their settings from it; nothing branches on a dataset name.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional, Tuple
 
 import numpy as np
 
 from salx.core import constants
+from salx.core import hparams as hparams_lib
 
 
 # The activation thresholds as the authors' code computes them.
 ACT_THRESHOLDS = tuple(np.arange(0.1, 1.0, 0.1).tolist())
 
 
-@dataclasses.dataclass(frozen=True)
+@hparams_lib.pytree_dataclass
 class LossWeights:
   """Weights of the loss terms: total = sum of weight * term (SPEC 2.7, 4)."""
   mil: float = 1.0
@@ -31,12 +33,15 @@ class LossWeights:
   mix: float = 1.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Variant:
-  """Hyperparameters of one SAL code path.
+@hparams_lib.pytree_dataclass
+class SALHparams:
+  """Hyperparameters of SAL (one code path: a preset, possibly changed).
 
   Attributes:
-    name: 'thumos14' or 'activitynet'.
+    name: the preset it started from: 'thumos14' or 'activitynet'.
+    learning_rate, weight_decay: Adam's step size and its coupled L2 decay (SPEC 2.8).
+    hidden_dim: H, the embedding width (512).
+    dropout_rate: dropout after each embedding (0.5).
     encoder_kernel: kernel of the main embedding conv (3 THUMOS, 7 ActivityNet).
     rgb_weight: lam in a = (1 - lam) * a_flow + lam * a_rgb.
     num_segments: T, snippets per sampled video.
@@ -93,12 +98,13 @@ class Variant:
   nms_alpha: float = 0.3
   soft_nms: bool = True
   tiou_thresholds: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-  feature_fps: float = constants.FEATURE_FPS
+  feature_fps: float = hparams_lib.static(default=constants.FEATURE_FPS)
   frames_per_segment: int = constants.SNIPPET_FRAMES
   sampling: str = "thumos14"
-
-  def replace(self, **changes) -> "Variant":
-    return dataclasses.replace(self, **changes)
+  learning_rate: float = 1e-4
+  weight_decay: float = 5e-4
+  hidden_dim: int = 512
+  dropout_rate: float = hparams_lib.static(default=0.5)
 
   def mil_topk(self, num_segments: int) -> int:
     return max(1, num_segments // self.mil_topk_divisor)
@@ -123,7 +129,7 @@ class Variant:
     return max(ks)
 
 
-THUMOS14 = Variant(
+THUMOS14 = SALHparams(
     name="thumos14",
     encoder_kernel=3,
     rgb_weight=0.1,
@@ -147,7 +153,7 @@ THUMOS14 = Variant(
     tiou_thresholds=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
 )
 
-ACTIVITYNET = Variant(
+ACTIVITYNET = SALHparams(
     name="activitynet",
     encoder_kernel=7,
     rgb_weight=0.3,
@@ -172,12 +178,43 @@ ACTIVITYNET = Variant(
     sampling="activitynet",
 )
 
-VARIANTS = {"thumos14": THUMOS14, "activitynet": ACTIVITYNET}
+PRESETS = {"thumos14": THUMOS14, "activitynet": ACTIVITYNET}
+SAMPLINGS = ("thumos14", "activitynet")
 
-
-def get_variant(name: str) -> Variant:
-  try:
-    return VARIANTS[name]
-  except KeyError:
-    raise ValueError(
-        f"Unknown SAL variant {name!r}; expected one of {sorted(VARIANTS)}") from None
+# Field -> (check, what a good value is), as `SALMethod.hparams_problems` applies them.
+RULES = (
+    ("encoder_kernel", lambda x: hparams_lib.whole(1)(x) and x % 2 == 1, "an odd positive integer"),
+    ("rgb_weight", hparams_lib.PROBABILITY, "in [0, 1]"),
+    ("mil_topk_divisor", hparams_lib.whole(1), "a positive integer"),
+    ("mil_on_combined", hparams_lib.is_bool, "True or False"),
+    ("bg_topk_divisor", hparams_lib.whole(1), "a positive integer"),
+    ("pseudo_topk_extra", hparams_lib.whole(0), "a non-negative integer"),
+    ("pseudo_topk_fixed", lambda x: x is None or hparams_lib.whole(1)(x), "None or a positive integer"),
+    ("confidence_gate", hparams_lib.is_bool, "True or False"),
+    ("mask_ema", hparams_lib.within(0.0, 1.0, high_open=True), "in [0, 1)"),
+    ("mask_var_factor", hparams_lib.POSITIVE, "positive"),
+    ("gce_q", hparams_lib.within(0.0, 1.0, low_open=True), "in (0, 1]"),
+    ("combine_weights", hparams_lib.sequence_of(hparams_lib.NON_NEGATIVE, 3), "3 non-negative numbers"),
+    ("inference_topk_divisor", hparams_lib.whole(1), "a positive integer"),
+    ("beta", hparams_lib.PROBABILITY, "in [0, 1]"),
+    ("class_thresh", hparams_lib.PROBABILITY, "in [0, 1]"),
+    ("upsample_scale", hparams_lib.whole(1), "a positive integer"),
+    ("act_thresholds", hparams_lib.sequence_of(hparams_lib.within(0.0, 1.0, low_open=True, high_open=True)),
+     "numbers in (0, 1)"),
+    ("outer_lambda", hparams_lib.NON_NEGATIVE, "non-negative"),
+    ("gamma", hparams_lib.is_number, "a number"),
+    ("nms_thresh", hparams_lib.within(0.0, 1.0, low_open=True), "in (0, 1]"),
+    ("nms_alpha", hparams_lib.POSITIVE, "positive"),
+    ("soft_nms", hparams_lib.is_bool, "True or False"),
+    ("tiou_thresholds", hparams_lib.sequence_of(hparams_lib.within(0.0, 1.0, low_open=True)), "numbers in (0, 1]"),
+    ("feature_fps", hparams_lib.POSITIVE, "positive"),
+    ("frames_per_segment", hparams_lib.whole(1), "a positive integer"),
+    ("sampling", lambda x: x in SAMPLINGS, f"one of {SAMPLINGS}"),
+) + tuple((f"loss_weights.{name}", hparams_lib.NON_NEGATIVE, "non-negative")
+          for name in ("mil", "mc", "bg", "act", "se", "mix")) + (
+    ("learning_rate", hparams_lib.POSITIVE, "positive"),
+    ("weight_decay", hparams_lib.NON_NEGATIVE, "non-negative"),
+    ("hidden_dim", hparams_lib.whole(1), "a positive integer"),
+    ("num_segments", hparams_lib.whole(1), "a positive integer"),
+    ("dropout_rate", hparams_lib.within(0.0, 1.0, high_open=True), "in [0, 1)"),
+)

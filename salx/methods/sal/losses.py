@@ -12,9 +12,9 @@ from typing import Dict, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from salx.core import pseudo_labels
-from salx.core import scores
-from salx.core.model import SALOutputs
+from salx.methods.sal import pseudo_labels
+from salx.core import topk
+from salx.methods.sal.model import SALOutputs
 
 Array = jax.Array
 
@@ -88,18 +88,18 @@ def loss_terms(outputs: SALOutputs, labels: Array, mask_state: pseudo_labels.Mas
     outputs: model outputs for a training batch ([B, T, C] cas ...).
     labels: [B, C] multi-hot video labels.
     mask_state: running mask statistics before this step.
-    variant: `salx.core.variants.Variant`.
+    variant: `SALHparams`.
 
   Returns:
     ({'mil', 'bg', 'act', 'mix', 'mc', 'se'} scalars, LossAux).
   """
   o = outputs
   num_segments = o.cas.shape[-2]
-  combined = scores.combined_score(o.cas, o.action_flow, o.action_rgb,
+  combined = topk.combined_score(o.cas, o.action_flow, o.action_rgb,
                                    variant.combine_weights)
   mil_rank = combined if variant.mil_on_combined else o.cas
-  cas_top = scores.topk_mean(o.cas, mil_rank, variant.mil_topk(num_segments))
-  cas_top_bg = scores.topk_mean(o.cas_bg, jax.nn.softmax(o.cas_bg, axis=-1),
+  cas_top = topk.topk_mean(o.cas, mil_rank, variant.mil_topk(num_segments))
+  cas_top_bg = topk.topk_mean(o.cas_bg, jax.nn.softmax(o.cas_bg, axis=-1),
                                 variant.bg_topk(num_segments))
 
   g = pseudo_labels.pseudo_label(o.cas, o.action_flow, o.action_rgb, labels, variant)
@@ -123,7 +123,7 @@ def loss_terms(outputs: SALOutputs, labels: Array, mask_state: pseudo_labels.Mas
 
 
 def total_loss(terms: Dict[str, Array], weights) -> Array:
-  """Weighted sum of the terms with a `salx.core.variants.LossWeights`."""
+  """Weighted sum of the terms with a ``LossWeights``."""
   return (weights.mil * terms["mil"] + weights.mc * terms["mc"] + weights.bg * terms["bg"]
           + weights.act * terms["act"] + weights.se * terms["se"]
           + weights.mix * terms["mix"])

@@ -4,14 +4,13 @@ Arrays are batch-major: features x [B, T, D] with D = 2048 (RGB dims first, then
 flow), hidden width H, C classes. `SAL.apply` returns a `SALOutputs` with the nine
 outputs of the authors' model. Parameter names mirror the official PyTorch names
 (`encoder`, `action_rgb`, `action_flow`, `cls`, `cls_rgb`, `cls_flow`, `fc`, `fc1`)
-so that `salx.core.convert` is a rename plus a transpose: each holds `kernel` (conv
+so that `salx.methods.sal.convert` is a rename plus a transpose: each holds `kernel` (conv
 [k, in, out], linear [in, out]) and `bias`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Optional
 
 import flax
@@ -19,87 +18,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from salx.core.layers import Conv1d, kaiming_normal_init, torch_dense
+
 Array = jax.Array
 Dtype = Any
-
-
-# ----------------------------------------------------------------------------
-# PyTorch default initialisers.
-
-
-def torch_default_kernel_init() -> nn.initializers.Initializer:
-  """PyTorch's Conv1d / Linear weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-
-  kaiming_uniform(a=sqrt(5)) has bound sqrt(6 / ((1 + a^2) fan_in)) = 1/sqrt(fan_in),
-  which is variance_scaling(1/3, fan_in, uniform). Flax's fan_in of a conv kernel
-  [k, in, out] is k * in, as PyTorch's.
-  """
-  return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
-
-
-def torch_default_bias_init(fan_in: int) -> nn.initializers.Initializer:
-  """PyTorch's Conv1d / Linear bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-  bound = 1.0 / math.sqrt(fan_in)
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-  return init
-
-
-def kaiming_normal_init() -> nn.initializers.Initializer:
-  """kaiming_normal (fan_in, gain sqrt 2): N(0, 2 / fan_in), used for FC1."""
-  return nn.initializers.variance_scaling(2.0, "fan_in", "normal")
-
-
-class Conv1d(nn.Module):
-  """PyTorch-style Conv1d over T (zero padding k // 2, default init) as one GEMM.
-
-  [B, T, in] -> [B, T, features]. Parameters as flax's Conv: kernel [k, in, out],
-  bias [out]. With matmul=True (default) it computes z = x @ [W_0 | ... | W_{k-1}]
-  ([B, T, k * out], one matrix product) and y[t] = sum_j z[t + j - k // 2, j] + b
-  with zero rows outside [0, T): the same numbers as the convolution up to
-  round-off, but a single GEMM that XLA fuses and schedules well on GPUs and CPUs
-  (no per-conv library launches). matmul=False uses lax.conv_general_dilated.
-  """
-  features: int
-  kernel_size: int = 1
-  matmul: bool = True
-  dtype: Optional[Dtype] = None
-  param_dtype: Dtype = jnp.float32
-
-  @nn.compact
-  def __call__(self, x: Array) -> Array:
-    k, in_features = self.kernel_size, x.shape[-1]
-    kernel = self.param("kernel", torch_default_kernel_init(),
-                        (k, in_features, self.features), self.param_dtype)
-    bias = self.param("bias", torch_default_bias_init(in_features * k),
-                      (self.features,), self.param_dtype)
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-    pad = k // 2
-    if not self.matmul:
-      y = jax.lax.conv_general_dilated(x, kernel, (1,), [(pad, pad)],
-                                       dimension_numbers=("NWC", "WIO", "NWC"))
-      return y + bias
-    if k == 1:
-      return jnp.einsum("btc,cn->btn", x, kernel[0]) + bias
-    num_segments = x.shape[-2]
-    taps = jnp.einsum("btc,cjn->btjn", x, jnp.transpose(kernel, (1, 0, 2)))
-    taps = jnp.pad(taps, [(0, 0), (pad, pad), (0, 0), (0, 0)])
-    y = bias
-    for j in range(k):  # output t takes tap j of input t + j - pad
-      y = y + taps[:, j:j + num_segments, j, :]
-    return y
-
-
-def torch_dense(features: int, fan_in: int, name: str, dtype, param_dtype,
-                kernel_init=None, bias_init=None) -> nn.Dense:
-  """Linear layer with PyTorch's default init unless told otherwise."""
-  return nn.Dense(
-      features,
-      kernel_init=kernel_init or torch_default_kernel_init(),
-      bias_init=bias_init or torch_default_bias_init(fan_in),
-      dtype=dtype, param_dtype=param_dtype, name=name)
 
 
 @jax.custom_vjp
@@ -232,7 +154,6 @@ class SAL(nn.Module):
     feature_dim: D, RGB and flow halves of D / 2 each (2048 for I3D).
     hidden_dim: H (512). FC1 holds H^3 weights.
     encoder_kernel: kernel of the main embedding (3 THUMOS14, 7 ActivityNet).
-    rgb_weight: lam of the fused actionness (0.1 THUMOS14, 0.3 ActivityNet).
     dropout_rate: dropout after each embedding (0.5).
     dtype: computation dtype (None: from inputs and params; jnp.bfloat16 for
       mixed precision with float32 params).
@@ -244,7 +165,6 @@ class SAL(nn.Module):
   feature_dim: int = 2048
   hidden_dim: int = 512
   encoder_kernel: int = 3
-  rgb_weight: float = 0.1
   dropout_rate: float = 0.5
   dtype: Optional[Dtype] = None
   param_dtype: Dtype = jnp.float32
@@ -252,12 +172,14 @@ class SAL(nn.Module):
   fc1_outer_grad: bool = True
 
   @nn.compact
-  def __call__(self, x: Array, *, train: bool = False,
+  def __call__(self, x: Array, hp, *, train: bool = False,
                mask: Optional[Array] = None) -> SALOutputs:
     """Runs the network.
 
     Args:
       x: features [B, T, D].
+      hp: the `SALHparams` (the fused actionness reads `hp.rgb_weight`, a leaf that
+        members may each set).
       train: dropout on (needs a 'dropout' rng) or off.
       mask: optional [B, T] valid-snippet mask for padded evaluation batches; it
         only changes the second-order pooling (padding left out). Outputs at padded
@@ -306,7 +228,7 @@ class SAL(nn.Module):
     action_rgb, action_flow = actionness(head_rgb, e_rgb), actionness(head_flow, e_flow)
     action_rgb_mix = actionness(head_rgb, e_rgb_mix)
     action_flow_mix = actionness(head_flow, e_flow_mix)
-    a = fused_actionness(action_flow, action_rgb, self.rgb_weight)
+    a = fused_actionness(action_flow, action_rgb, hp.rgb_weight)
 
     # 4. Main embedding.
     e = embed(conv(h, self.encoder_kernel, name="encoder"), x)
@@ -332,11 +254,10 @@ class SAL(nn.Module):
         video_logits_rgb=logits_rgb)
 
 
-def build_model(num_classes: int, variant, *, feature_dim: int = 2048,
-                hidden_dim: int = 512, dropout_rate: float = 0.5,
+def build_model(num_classes: int, hp, *, feature_dim: int = 2048,
                 dtype: Optional[Dtype] = None,
                 param_dtype: Dtype = jnp.float32) -> SAL:
-  """SAL with the encoder kernel and rgb weight of a `salx.core.variants.Variant`."""
-  return SAL(num_classes=num_classes, feature_dim=feature_dim, hidden_dim=hidden_dim,
-             encoder_kernel=variant.encoder_kernel, rgb_weight=variant.rgb_weight,
-             dropout_rate=dropout_rate, dtype=dtype, param_dtype=param_dtype)
+  """SAL with the widths, encoder kernel and dropout of a `SALHparams`."""
+  return SAL(num_classes=num_classes, feature_dim=feature_dim, hidden_dim=hp.hidden_dim,
+             encoder_kernel=hp.encoder_kernel, dropout_rate=hp.dropout_rate,
+             dtype=dtype, param_dtype=param_dtype)

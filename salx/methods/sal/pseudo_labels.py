@@ -10,8 +10,8 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from salx.core import scores
-from salx.core.model import fused_actionness, roll_batch
+from salx.core import topk
+from salx.methods.sal.model import fused_actionness, roll_batch
 
 Array = jax.Array
 
@@ -38,7 +38,7 @@ def pseudo_label(cas: Array, action_flow: Array, action_rgb: Array, labels: Arra
 
   Args:
     cas: [B, T, C] logits; action_flow, action_rgb: [B, T]; labels: [B, C] multi-hot.
-    variant: a `salx.core.variants.Variant`.
+    variant: a `SALHparams`.
 
   Returns:
     g [B, T], no gradient.
@@ -47,10 +47,10 @@ def pseudo_label(cas: Array, action_flow: Array, action_rgb: Array, labels: Arra
   num_segments = cas.shape[-2]
   actionness = fused_actionness(action_flow, action_rgb, variant.rgb_weight)
   has_label = jnp.any(labels > 0, axis=-1, keepdims=True).astype(cas.dtype)
-  g = scores.topk_indicator(actionness, variant.pseudo_topk(num_segments)) * has_label
+  g = topk.topk_indicator(actionness, variant.pseudo_topk(num_segments)) * has_label
   if variant.confidence_gate:
     confidence = jnp.sum(jax.nn.relu(cas), axis=-1)
-    g = g * scores.topk_indicator(confidence, num_segments // 2)
+    g = g * topk.topk_indicator(confidence, num_segments // 2)
   return g
 
 

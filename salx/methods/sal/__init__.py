@@ -1,0 +1,1 @@
+"""SAL (Neural Networks 2025), as its authors' code computes it: docs/sal.md."""
