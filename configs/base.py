@@ -51,6 +51,7 @@ def use_method(config: ml_collections.ConfigDict, method: str, preset: str) -> N
     config.method = method
     config.preset = preset
     config[method] = method_config(method, preset)
+    config.protocol = registry.get_method(method).default_protocol
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -95,6 +96,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_untrained = True   # Report the untrained model's score too.
   config.eval_checkpoint = "best"     # What --mode=evaluate loads: 'best' or 'latest'.
   config.eval_workers = 0        # CPU processes for localization and AP (0: in-process).
+  # The evaluation protocol (salx/postprocess/protocols.py, docs/protocols.md): the
+  # method's authors' by default (use_method sets it), and more scored at the end.
+  config.extra_protocols = ()    # e.g. ('wtalc', 'thumos14_official').
+  # Each protocol's annotations ('': the data's own; thumos14_official needs the
+  # official per-class folder, e.g. --config.protocol_ground_truth.thumos14_official=DIR).
+  config.protocol_ground_truth = ml_collections.ConfigDict(
+      {"activitynet": "", "thumos14_official": "", "wtalc": ""})
+  config.ambiguous_file = ""     # Ambiguous_test.txt ('': none).
 
   # Checkpoints, logs and pictures.
   config.checkpoint_every = 500

@@ -9,7 +9,9 @@ that read them (under `SALX_DATA_DIR`, default `../shared/data`) skip when absen
 
 import os
 import pathlib
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -91,3 +93,30 @@ def compilation_cache(tmp_path_factory):
   yield folder
   jax.config.update("jax_compilation_cache_dir", previous[0])
   jax.config.update("jax_persistent_cache_min_compile_time_secs", previous[1])
+
+
+def start_salx(args, cache, log_dir):
+  """Starts a salx subprocess (JAX compilation cache `cache`); its output goes to
+  stdout.txt and stderr.txt in `log_dir`."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=cache,
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
+  stdout = open(os.path.join(log_dir, "stdout.txt"), "w")
+  stderr = open(os.path.join(log_dir, "stderr.txt"), "w")
+  return subprocess.Popen(args, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+
+
+def wait_for_checkpoint(proc, workdir, min_step, log_dir, timeout=900):
+  """Blocks until `workdir` holds a complete checkpoint of a step >= min_step (the
+  timeout only guards against a hung run; nothing is timed)."""
+  folder = os.path.join(workdir, "checkpoints")
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      with open(os.path.join(log_dir, "stderr.txt")) as f:
+        pytest.fail(f"salx exited early ({proc.returncode}):\n{f.read()[-3000:]}")
+    steps = [n for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+    if any(int(s) >= min_step for s in steps):
+      return
+    time.sleep(0.02)
+  proc.kill()
+  pytest.fail("no checkpoint appeared in time")

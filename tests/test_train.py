@@ -33,7 +33,7 @@ from salx.app import train
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
 from salx.datasets import layouts
-from tests.conftest import ROOT, cli_args, tiny_config
+from tests.conftest import ROOT, cli_args, start_salx, tiny_config, wait_for_checkpoint
 
 pytestmark = pytest.mark.slow   # Every test here trains or evaluates a whole run.
 
@@ -46,34 +46,6 @@ def data_dir(tmp_path_factory, compilation_cache):
   folder = tmp_path_factory.mktemp("data") / "tiny"
   data.open_data(tiny_config(folder))
   return folder
-
-
-def _env(cache):
-  return dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=cache,
-              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5")
-
-
-def _start(args, cache, log_dir):
-  """Starts a salx subprocess; its output goes to files in `log_dir`."""
-  stdout = open(os.path.join(log_dir, "stdout.txt"), "w")
-  stderr = open(os.path.join(log_dir, "stderr.txt"), "w")
-  return subprocess.Popen(args, cwd=ROOT, env=_env(cache), stdout=stdout, stderr=stderr)
-
-
-def _wait_for_checkpoint(proc, workdir, min_step, log_dir, timeout=180):
-  """Blocks until workdir holds a complete checkpoint of a step >= min_step."""
-  folder = os.path.join(workdir, checkpoint.LATEST_DIR)
-  deadline = time.monotonic() + timeout
-  while time.monotonic() < deadline:
-    if proc.poll() is not None:
-      with open(os.path.join(log_dir, "stderr.txt")) as f:
-        pytest.fail(f"salx exited early ({proc.returncode}):\n{f.read()[-3000:]}")
-    steps = _digits(os.listdir(folder)) if os.path.isdir(folder) else []
-    if any(int(s) >= min_step for s in steps):
-      return
-    time.sleep(0.02)
-  proc.kill()
-  pytest.fail("no checkpoint appeared in time")
 
 
 def _digits(names):
@@ -193,9 +165,9 @@ def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
                                                              num_seeds):
   killed = tmp_path / "killed"
   killed.mkdir()
-  proc = _start(cli_args(killed, data_dir, num_steps=100_000, num_seeds=num_seeds),
+  proc = start_salx(cli_args(killed, data_dir, num_steps=100_000, num_seeds=num_seeds),
                 compilation_cache, tmp_path)
-  _wait_for_checkpoint(proc, killed, 20, tmp_path)
+  wait_for_checkpoint(proc, killed, 20, tmp_path)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=30)
   with checkpoint.RunCheckpoints(killed) as ckpts:
@@ -230,9 +202,9 @@ def test_a_damaged_best_checkpoint_does_not_stop_a_resume(data_dir, tmp_path):
 def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_cache):
   workdir = tmp_path / "run"
   workdir.mkdir()
-  proc = _start(cli_args(workdir, data_dir, num_steps=100_000, checkpoint_every=50),
+  proc = start_salx(cli_args(workdir, data_dir, num_steps=100_000, checkpoint_every=50),
                 compilation_cache, tmp_path)
-  _wait_for_checkpoint(proc, workdir, 50, tmp_path)
+  wait_for_checkpoint(proc, workdir, 50, tmp_path)
   proc.send_signal(signal.SIGTERM)
   assert proc.wait(timeout=60) == 0
   stderr = (tmp_path / "stderr.txt").read_text()

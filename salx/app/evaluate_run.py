@@ -151,7 +151,7 @@ def _evaluate(config: ml_collections.ConfigDict, workdir: str, which: str
   rows = ([(label, results[0][0])] if len(members) == 1 else
           [(f"{label} m{m.index} seed {m.seed}", r) for m, (r, _) in zip(members, results)])
   table = report.format_table(rows, title=report.run_title(config, source, method, hp))
-  table += f"\nweights: {what}\nprotocol: {results[0][0]['protocol']}"
+  table += f"\nweights: {what}\nevaluation: {results[0][0]['protocol']}"
   if jax.process_index() == 0:
     print(table, flush=True)
     for m, (_, detections) in zip(members, results):

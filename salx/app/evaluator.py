@@ -10,7 +10,7 @@ takes from a predictions file.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from absl import logging
 import jax
@@ -24,8 +24,10 @@ from salx.app import scoring
 from salx.core import members as core_members
 from salx.core import sharding
 from salx.datasets import input_pipeline
+from salx.datasets import protocol_ground_truth as protocol_ground_truth_lib
 from salx.datasets import source as source_lib
 from salx.postprocess import ground_truth as ground_truth_lib
+from salx.postprocess import protocols
 from salx.postprocess.detections import Detections
 
 
@@ -42,6 +44,26 @@ def _full_batch_on_mesh(x: np.ndarray, mesh) -> jax.Array:
                                       lambda index: x[index])
 
 
+def protocol_ground_truth(protocol: str, source, path: Optional[str] = None):
+  """The ground truth `protocol` scores against: from `path`, else the data's own
+  annotations (their test subset)."""
+  if path:
+    return protocol_ground_truth_lib.load_ground_truth(protocol, path)
+  if protocol == protocols.THUMOS14_OFFICIAL.name:
+    raise ValueError("the thumos14_official protocol reads the official per-class "
+                     "annotation folder: set config.protocol_ground_truth.thumos14_official")
+  return dataclasses.replace(
+      ground_truth_lib.load_ground_truth(source.ground_truth(), "test"),
+      source=source.annotation_file)
+
+
+def holdout_protocol(protocol: str) -> str:
+  """The protocol of the held-out training videos: the test protocol's rules, or
+  activitynet's where those need the official test annotations."""
+  return protocols.ACTIVITYNET.name if protocol == protocols.THUMOS14_OFFICIAL.name \
+      else protocol
+
+
 class SplitEvaluator:
   """Runs a split's videos through the members' model and scores their detections.
 
@@ -54,8 +76,17 @@ class SplitEvaluator:
   """
 
   def __init__(self, method, model, source: source_lib.FeatureSource, hp,
-               config: ml_collections.ConfigDict, mesh):
-    """hp: the hyperparameters of member 0 (the shared, static ones are read)."""
+               config: ml_collections.ConfigDict, mesh, *, protocol: str = "",
+               ground_truth_path: Optional[str] = None):
+    """The evaluator of `source`'s test split.
+
+    Args:
+      hp: the hyperparameters of member 0 (the shared, static ones are read).
+      protocol: the evaluation protocol; default config.protocol.
+      ground_truth_path: the protocol's ground truth (the official per-class
+        folder, W-TALC annotations, a gt.json); '': the data's own annotations;
+        None: `config.protocol_ground_truth` of the protocol.
+    """
     self.method, self.source, self.hp, self.mesh = method, source, hp, mesh
     self.class_names = tuple(source.class_names)
     self.sampling = method.eval_sampling(hp)
@@ -70,14 +101,17 @@ class SplitEvaluator:
     self._cached_batches = None
     devices = mesh.devices.size
     self.batch_size = -(-config.eval_batch_size // devices) * devices
-    self.ground_truth = dataclasses.replace(
-        ground_truth_lib.load_ground_truth(source.ground_truth(), "test"),
-        source=source.annotation_file)
-    evaluated = set(self.ground_truth.class_names)
+    self.protocol = protocol or config.protocol
+    if ground_truth_path is None:
+      ground_truth_path = config.protocol_ground_truth[self.protocol]
+    self.ground_truth = protocol_ground_truth(self.protocol, source, ground_truth_path)
+    ambiguous = (None if not config.ambiguous_file else
+                 ground_truth_lib.load_ambiguous(config.ambiguous_file))
+    evaluated = set(getattr(self.ground_truth, "instances", self.ground_truth).class_names)
     self.unevaluated = np.asarray([i for i, c in enumerate(self.class_names)
                                    if c not in evaluated], np.int64)
     self.scorer = scoring.Scorer(method, self.ground_truth, self.class_names,
-                                 self.unevaluated)
+                                 self.unevaluated, self.protocol, ambiguous)
     if self.unevaluated.size:
       logging.warning("Classes without instances in the test split are not "
                       "evaluated; their detections are dropped: %s",

@@ -31,7 +31,7 @@ def evaluation_record(result, accuracy: float, step: int, num_videos: int) -> Re
   """The record of one evaluation.
 
   Args:
-    result: a `salx.postprocess.ap.EvalResult`.
+    result: a `salx.postprocess.protocols.ProtocolResult`.
     accuracy: classification accuracy (exact multi-hot match), in [0, 1].
     step: the training step evaluated (0: the untrained model).
     num_videos: test videos evaluated.
@@ -41,12 +41,16 @@ def evaluation_record(result, accuracy: float, step: int, num_videos: int) -> Re
       "tiou_thresholds": [float(t) for t in result.tiou_thresholds],
       "mAP": [float(v) for v in result.mAP],
       "averages": {k: float(v) for k, v in result.averages.items()},
+      "average_ranges": dict(result.average_ranges),
       "average_mAP": float(result.average_mAP),
       "accuracy": float(accuracy),
       "per_class_AP": {c: [float(v) for v in row]
                        for c, row in zip(result.class_names, result.ap)},
       "num_videos": int(num_videos),
-      "protocol": result.protocol,
+      "protocol_name": result.protocol,
+      "ground_truth_videos": int(result.num_videos),
+      "ground_truth_instances": int(result.num_instances),
+      "protocol": "; ".join(result.description),
   }
 
 
@@ -193,11 +197,13 @@ def final_report(progress: Record, *, title: str, eval_every: int,
                  f"{100 * holdout_fraction:g}% of the training videos held out of "
                  "training, scored on the test set.")
   first = members[0]
-  protocol = (first["last"] or first["best"] or first["untrained"] or {}).get(
-      "protocol", "")
+  reference = first["last"] or first["best"] or first["untrained"] or {}
   table = format_table(rows, title=title, footnote=footnote)
-  if protocol:
-    table += f"\nprotocol: {protocol}"
+  if reference.get("protocol"):
+    table += f"\nevaluation: {reference['protocol']}"
+  if reference.get("average_ranges"):
+    table += "\naverages over tIoU: " + "; ".join(
+        f"{name} = {span}" for name, span in reference["average_ranges"].items())
   summary = {key: members_lib.summary_of([m[key] for m in members])
              for key, _ in kinds}
   summary["best_minus_last"] = members_lib.summary_of(diffs) if diffs else None

@@ -9,6 +9,7 @@ same field names).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, List, Mapping, Tuple
 
 import jax.numpy as jnp
@@ -16,6 +17,7 @@ import ml_collections
 
 from salx.core import hparams as hparams_lib
 from salx.datasets import layouts
+from salx.postprocess import protocols
 from salx.methods import method as method_lib
 from salx.methods import registry
 
@@ -38,6 +40,13 @@ RUN_RULES = (
     ("dataset", lambda x: x in DATASETS, f"one of {DATASETS}"),
     ("data_source", lambda x: x in ("folder", "tfds"), "'folder' or 'tfds'"),
     ("method", lambda x: x in registry.METHODS, f"one of {sorted(registry.METHODS)}"),
+    ("protocol", lambda x: x in protocols.PROTOCOLS, f"one of {sorted(protocols.PROTOCOLS)}"),
+    ("extra_protocols", lambda x: isinstance(x, (tuple, list)) and all(
+        p in protocols.PROTOCOLS for p in x), f"a list of {sorted(protocols.PROTOCOLS)}"),
+    ("protocol_ground_truth", lambda x: hasattr(x, "keys") and set(x.keys()) == set(
+        protocols.PROTOCOLS) and all(isinstance(v, str) for v in x.values()),
+     f"a path or '' for each of {sorted(protocols.PROTOCOLS)}"),
+    ("ambiguous_file", lambda x: isinstance(x, str), "a path or ''"),
     ("compute_dtype", lambda x: x in COMPUTE_DTYPES, f"one of {sorted(COMPUTE_DTYPES)}"),
     ("check_data", lambda x: x in ("full", "quick", "none"), "'full', 'quick' or 'none'"),
     ("eval_checkpoint", lambda x: x in ("best", "latest"), "'best' or 'latest'"),
@@ -132,6 +141,16 @@ def config_problems(config: ml_collections.ConfigDict) -> List[str]:
   if getattr(hp, "sampling", None) == "activitynet" and not config.eval_keep_all_if_shorter:
     problems.append("config.eval_keep_all_if_shorter must be True with the activitynet "
                     "sampling (its test videos shorter than T are always kept whole)")
+  official = protocols.THUMOS14_OFFICIAL.name
+  if official in (config.protocol, *config.extra_protocols) \
+      and not config.protocol_ground_truth[official]:
+    problems.append(f"config.protocol_ground_truth.{official} must name the official "
+                    "per-class annotation folder (the protocol reads it)")
+  paths = {f"protocol_ground_truth.{k}": v for k, v in config.protocol_ground_truth.items()}
+  paths["ambiguous_file"] = config.ambiguous_file
+  for field, path in paths.items():
+    if path and not os.path.exists(os.path.expanduser(path)):
+      problems.append(f"config.{field}: {path} does not exist")
   if config.data_source == "tfds" and not config.tfds_data_dir:
     problems.append("config.data_source is 'tfds' but config.tfds_data_dir is empty")
   return problems

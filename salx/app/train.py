@@ -67,6 +67,7 @@ from salx.core import members as core_members
 from salx.core import sharding
 from salx.datasets import batches as batches_lib
 from salx.datasets import input_pipeline
+from salx.postprocess.detections import Detections
 
 
 # ----------------------------------------------------------------------------
@@ -197,7 +198,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       core_members.make_members_step(method, model), mesh)
   evaluator = evaluator_lib.SplitEvaluator(method, model, source, hp, config, mesh)
   holdout_evaluator = (None if holdout_source is None else evaluator_lib.SplitEvaluator(
-      method, model, holdout_source, hp, config, mesh))
+      method, model, holdout_source, hp, config, mesh,
+      protocol=evaluator_lib.holdout_protocol(config.protocol), ground_truth_path=""))
 
   pool = eval_pool.EvalPool(config.eval_workers)
   timelines = None
@@ -383,6 +385,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
         progress, title=report.run_title(config, source, method, hp),
         eval_every=config.eval_every, eval_start_step=config.eval_start_step,
         holdout_fraction=config.holdout_fraction)
+    if config.extra_protocols:
+      extra = {name: extra_protocol_records(name, config, source, method, members,
+                                            progress["members"], workdir,
+                                            evaluator.scorer.ambiguous)
+               for name in config.extra_protocols}
+      metrics = dict(metrics, extra_protocols=extra)
+      table += "".join(
+          "\n\n" + report.format_table(
+              [(f"{which}{'' if len(members) == 1 else f' m{m}'}", record)
+               for which in ("last", "best")
+               for m, record in enumerate(records[which]) if record is not None],
+              title=f"the same detections under the {name} protocol")
+          + f"\nevaluation: {next(r for r in records['last'] if r)['protocol']}"
+          for name, records in extra.items())
     if is_chief:
       print(table, flush=True)
       report.write_json(os.path.join(workdir, "metrics.json"),
@@ -393,6 +409,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     writer.close()
     console.close_log_file(log_file)
     return RunResult(status, step, metrics, table)
+
+
+def extra_protocol_records(name: str, config, source, method, members, records,
+                           workdir: str, ambiguous) -> Dict[str, list]:
+  """{'last', 'best'}: each member's record of its predictions file under protocol
+  `name` (None where the file is missing); step and accuracy are those of the
+  member's own record (`records`: the progress record's members)."""
+  ground_truth = evaluator_lib.protocol_ground_truth(
+      name, source, config.protocol_ground_truth[name])
+  out = {}
+  for which in ("last", "best"):
+    out[which] = []
+    for m, member in enumerate(members):
+      path = os.path.join(workdir, f"predictions_{_name(which, m, len(members))}.json")
+      own = records[m].get(which)
+      if own is None or not os.path.exists(path):
+        out[which].append(None)
+        continue
+      detections = Detections.from_json(path)
+      result = scoring.score_detections(name, ground_truth, detections,
+                                        method.tiou_thresholds(member.hp), ambiguous)
+      out[which].append(report.evaluation_record(result, own["accuracy"], own["step"],
+                                                 own["num_videos"]))
+  return out
 
 
 def _name(which: str, m: int, num_members: int) -> str:

@@ -40,12 +40,15 @@ class Method(abc.ABC):
     presets: {preset name: hyperparameters}.
     output_names: the keys of `eval_outputs` (arrays the host localizes).
     video_level_outputs: those of them with no time axis ([B, C]).
+    default_protocol: the evaluation protocol its authors report
+      (`salx.postprocess.protocols`).
   """
   name: str = ""
   hparams_type: type = type(None)
   presets: Mapping[str, Any] = {}
   output_names: Tuple[str, ...] = ()
   video_level_outputs: Tuple[str, ...] = ()
+  default_protocol: str = "activitynet"
 
   # -------------------------------------------------------------- hyperparameters
 
@@ -55,7 +58,8 @@ class Method(abc.ABC):
 
   def describe(self, hp) -> str:
     """A short description of the model for the console header."""
-    return f"{self.name} ({getattr(hp, 'name', '')})"
+    del hp
+    return self.name
 
   def hparams_problems(self, hp) -> Sequence[str]:
     """Problems of a hyperparameter object, one line each naming the field (after

@@ -85,6 +85,7 @@ class CO2NetMethod(method_lib.Method):
   hparams_type = co2net_hparams.CO2NetHparams
   presets = {"thumos14": co2net_hparams.CO2NET_THUMOS14}
   output_names = ("cas", "attn")
+  default_protocol = "wtalc"
   title = "CO2-Net"
 
   def num_segments(self, hp) -> int:
