@@ -10,6 +10,7 @@ and exits 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -17,6 +18,7 @@ from absl import app
 from absl import flags
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 _HELP = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
@@ -108,6 +110,9 @@ def run(main: Callable[[List[str]], None]) -> None:
   asked_for_help = any(a.split("=")[0] in _HELP for a in sys.argv[1:])
   try:
     app.run(main, flags_parser=parse_flags)
+  except KeyboardInterrupt:   # Ctrl-C outside a run's own handling: one line, 130.
+    fail("interrupted", EXIT_INTERRUPTED)
+    os._exit(EXIT_INTERRUPTED)  # pylint: disable=protected-access
   except SystemExit as e:
     if asked_for_help and e.code == 1:
       sys.exit(0)

@@ -10,7 +10,8 @@ Running the same command again in the same workdir resumes where the run stopped
 
 Exit status: 0 done (also after SIGTERM, which checkpoints and stops; run the
 command again to resume), 1 the training diverged (NaN or infinite loss; the last
-good checkpoint is kept), 2 a bad config or data folder (nothing was trained).
+good checkpoint is kept), 2 a bad config or data folder (nothing was trained), 130
+interrupted with Ctrl-C (checkpointed first; a second Ctrl-C stops at once).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ flags.mark_flags_as_required(["workdir"])
 
 EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _verbose() -> bool:
@@ -77,6 +79,10 @@ def run(config, workdir: str, mode: str = "train") -> int:
         print(f"pictures: {files[-1]}", flush=True)
       return 0
     result = train.train_and_evaluate(config, workdir)
+  except KeyboardInterrupt:   # Ctrl-C before the training loop watches for it.
+    return cli.fail("interrupted before training started; run the same command to "
+                    "start again (any checkpoint in the workdir is kept)",
+                    EXIT_INTERRUPTED)
   except Exception as e:  # pylint: disable=broad-except
     if _verbose():
       traceback.print_exc()
@@ -87,6 +93,9 @@ def run(config, workdir: str, mode: str = "train") -> int:
   if result.status == "preempted":
     print(f"salx: SIGTERM: checkpointed step {result.step} in {workdir}; run the same "
           "command to resume.", file=sys.stderr, flush=True)
+  if result.status == "interrupted":
+    return cli.fail(f"interrupted: checkpointed step {result.step} in {workdir}; run "
+                    "the same command to resume", EXIT_INTERRUPTED)
   return 0
 
 

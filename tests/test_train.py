@@ -215,6 +215,28 @@ def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_c
   assert not (workdir / "metrics.json").exists()   # Not finished: no final report.
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_saves_and_exits_130_with_one_line(presses, data_dir, tmp_path,
+                                                  compilation_cache):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  proc = start_salx(cli_args(workdir, data_dir, num_steps=100_000, checkpoint_every=50,
+                             eval_workers=1), compilation_cache, tmp_path)
+  wait_for_checkpoint(proc, workdir, 50, tmp_path)
+  for _ in range(presses):
+    proc.send_signal(signal.SIGINT)
+  assert proc.wait(timeout=300) == 130
+  stderr = (tmp_path / "stderr.txt").read_text()
+  assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+  lines = [l for l in stderr.splitlines() if l.startswith("salx:")]
+  assert len(lines) == 1 and "run the same command to resume" in lines[0], stderr[-2000:]
+  with checkpoint.RunCheckpoints(workdir) as ckpts:
+    saved = ckpts.latest_step()
+  if presses == 1:   # Saved at the step it names.
+    assert lines[0].startswith(f"salx: interrupted: checkpointed step {saved} ")
+  assert saved >= 50 and not (workdir / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("poison", ["loss", "features"])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     poison, data_dir, tmp_path, monkeypatch):

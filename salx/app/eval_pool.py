@@ -14,9 +14,15 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import multiprocessing
+import signal
 from typing import Any, Iterator, List, Sequence, Tuple
 
 from salx.app import scoring
+
+
+def _ignore_interrupts() -> None:
+  """Workers leave Ctrl-C to the run (the terminal sends it to the whole group)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _score(scorer, batches, hp, step):
@@ -52,7 +58,8 @@ class EvalPool:
     self._executor = None
     if workers > 0:
       self._executor = concurrent.futures.ProcessPoolExecutor(
-          workers, mp_context=multiprocessing.get_context("spawn"))
+          workers, mp_context=multiprocessing.get_context("spawn"),
+          initializer=_ignore_interrupts)
 
   def submit(self, step: int, jobs: Sequence[Tuple[scoring.Scorer, list, Any]],
              payload: Any = None) -> None:

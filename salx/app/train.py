@@ -134,7 +134,8 @@ class RunResult:
   """What `train_and_evaluate` ends with.
 
   Attributes:
-    status: 'completed', or 'preempted' (SIGTERM: checkpointed at `step`).
+    status: 'completed', 'preempted' (SIGTERM) or 'interrupted' (Ctrl-C):
+      checkpointed at `step`.
     step: the last step trained.
     metrics: the metrics.json content (untrained / last / best records).
     table: the printed report ('' when preempted).
@@ -320,7 +321,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                                  mesh)
     report_progress = periodic_actions.ReportProgress(
         num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every)
-    watch = preemption.PreemptionWatch()
+    watch = preemption.PreemptionWatch(workdir)
     pending = []   # (step, device metrics [K]) since the last host sync.
     status, step = "completed", start_step
     out.start(start_step)
@@ -367,9 +368,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
               ckpts.save_latest(step, state, progress)
 
           if preempted and not is_last:
-            status = "preempted"
-            logging.warning("SIGTERM: saved the checkpoint of step %d in %s; run the "
-                            "same command to resume.", step, ckpts.latest_dir)
+            status = "interrupted" if watch.interrupted else "preempted"
+            logging.warning("%s: saved the checkpoint of step %d in %s; run the "
+                            "same command to resume.",
+                            "Ctrl-C" if watch.interrupted else "SIGTERM", step,
+                            ckpts.latest_dir)
             break
     finally:
       pool.close()
@@ -379,7 +382,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
         console.close_log_file(log_file)
 
     # 5. Report.
-    if status == "preempted":
+    if status in ("preempted", "interrupted"):
       return RunResult(status, step, {}, "")
     table, metrics = report.final_report(
         progress, title=report.run_title(config, source, method, hp),
