@@ -63,8 +63,8 @@ def run(config, workdir: str, mode: str = "train") -> int:
   # initialise jax.distributed before anything else touches JAX.
   from salx.app import errors  # pylint: disable=g-import-not-at-top
   try:
-    from salx.app import run_config  # pylint: disable=g-import-not-at-top
-    run_config.check_config(config)   # Before any folder is made or device used.
+    from salx.app import preflight  # pylint: disable=g-import-not-at-top
+    preflight.check(config, workdir, mode)   # Before TF, devices or the workdir.
     cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
     from salx.core import sharding  # pylint: disable=g-import-not-at-top
     sharding.initialize_distributed(force=bool(config.get("distributed", False)))

@@ -21,6 +21,7 @@ from salx.app import checkpoint as checkpoint_lib
 from salx.app import data as data_lib
 from salx.app import evaluator as evaluator_lib
 from salx.app import members as members_lib
+from salx.app import preflight
 from salx.app import report
 from salx.app import run_config
 from salx.app import workdir_lock
@@ -28,7 +29,7 @@ from salx.app.run_config import ConfigError
 from salx.core import sharding
 
 
-def _shape_differences(loaded: Any, template: Any) -> list:
+def shape_differences(loaded: Any, template: Any) -> list:
   flat_loaded = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
   out = []
   for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
@@ -86,7 +87,7 @@ def load_init_params(method, path: str, template: Any, mesh, keep: int = 2
     raise ConfigError(f"config.init_checkpoint: {path} is a file, but the "
                       f"{method.name} method reads no authors' checkpoint files; give "
                       "a salx run folder")
-  differences = sorted(_shape_differences(params, template),
+  differences = sorted(shape_differences(params, template),
                        key=lambda d: not d.startswith("fc1/"))   # FC1 holds H^3.
   if differences:
     more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
@@ -104,7 +105,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str
   Returns:
     (the evaluation record, the printed table).
   """
-  run_config.check_config(config)
+  preflight.check(config, workdir, mode="evaluate")
   workdir = os.path.abspath(os.path.expanduser(workdir))
   which = config.eval_checkpoint
   if not config.init_checkpoint:

@@ -100,7 +100,9 @@ class SplitEvaluator:
     self.cache = config.cache_data
     self._cached_batches = None
     devices = mesh.devices.size
-    self.batch_size = -(-config.eval_batch_size // devices) * devices
+    # No larger than the split: padding past its last video is memory for nothing.
+    wanted = min(config.eval_batch_size, max(1, len(source.video_names("test"))))
+    self.batch_size = -(-wanted // devices) * devices
     self.protocol = protocol or config.protocol
     if ground_truth_path is None:
       ground_truth_path = config.protocol_ground_truth[self.protocol]

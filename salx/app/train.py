@@ -55,6 +55,7 @@ from salx.app import evaluator as evaluator_lib
 from salx.app import holdout
 from salx.app import members as members_lib
 from salx.app import preemption
+from salx.app import preflight
 from salx.app import progress as progress_lib
 from salx.app import report
 from salx.app import run_config
@@ -160,7 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     errors.NonFiniteLossError: the loss became NaN or infinite (the last good checkpoint
       stays in workdir/checkpoints).
   """
-  run_config.check_config(config)
+  preflight.check(config, workdir)
   members = members_lib.members_of(config)
   seeds = [m.seed for m in members]
   workdir = os.path.abspath(os.path.expanduser(workdir))

@@ -69,6 +69,26 @@ class WorkdirLock:
     except (OSError, ValueError):
       return None
 
+  def check_free(self) -> None:
+    """Raises WorkdirBusyError when another run holds the lock now; creates nothing
+    (a check before the run starts; `acquire` still takes the lock)."""
+    if not self.enabled or not os.path.isfile(self.path):
+      return
+    try:
+      fd = os.open(self.path, os.O_RDONLY)
+    except OSError:
+      return
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise WorkdirBusyError(
+            f"the workdir {self.workdir} is in use by another run: "
+            f"{_holder_text(self.holder())}; wait for it to finish, stop it, or use "
+            "another --workdir") from None
+    finally:
+      os.close(fd)   # Closing releases a lock taken here.
+
   def acquire(self) -> None:
     """Takes the lock (see the class docstring for the errors)."""
     if not self.enabled or self._fd is not None:
