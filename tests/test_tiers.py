@@ -31,7 +31,7 @@ TIERS = {
 # thin command modules that parse absl flags.
 DATASETS_TF_FILES = {"input_pipeline.py", "tfds_builders.py"}
 DATASETS_TF_PACKAGES = {"tensorflow", "tensorflow_datasets", "array_record", "jax"}
-COMMANDS = {"check.py", "synthetic.py"}
+COMMANDS = {"check.py", "synthetic.py", "convert.py"}
 # postprocess may read these core modules, which import no JAX.
 JAX_FREE_CORE = {"salx.core.constants"}
 
@@ -92,7 +92,7 @@ def test_jax_free_core_modules_import_no_jax():
 def test_every_module_lives_in_a_tier_or_is_a_command():
   top_level = {p.name for p in SALX.glob("*.py")}
   assert top_level <= {"__init__.py", "cli.py", "main.py", "evaluate.py",
-                       "visualize.py"}, top_level
+                       "visualize.py", "detect.py"}, top_level
   folders = {p.name for p in SALX.iterdir() if p.is_dir() and p.name != "__pycache__"}
   assert folders <= set(TIERS) | {"viz"}, folders
 
