@@ -30,6 +30,8 @@ the folder and the OS error, and leaves no temporary folder behind.
 from __future__ import annotations
 
 import dataclasses
+import glob
+import json
 import logging as std_logging
 import os
 import re
@@ -164,6 +166,54 @@ def _legacy_target(saved: Any, template: Any) -> Tuple[Any, Callable[[Any], Any]
   return target, rebuild
 
 
+# The JSON files of a finished step folder (Orbax's metadata, the metrics the
+# best-checkpoint policy reads, the JSON items, the array metadata).
+_JSON_FILES = ("_CHECKPOINT_METADATA", "metrics/metrics", "*/metadata", "*/_METADATA")
+DAMAGED_SUFFIX = ".damaged"
+
+
+def _damage(step_dir: str) -> Optional[str]:
+  """'<file>: <reason>' for the first unreadable JSON file of a step folder."""
+  for pattern in _JSON_FILES:
+    for path in sorted(glob.glob(os.path.join(step_dir, pattern))):
+      try:
+        with open(path, encoding="utf-8") as f:
+          json.load(f)
+      except (OSError, ValueError, RecursionError) as e:
+        return f"{path}: {type(e).__name__}"
+  return None
+
+
+def _move_damaged_aside(directory: str, what: str) -> List[str]:
+  """Renames the step folders of `directory` holding unreadable JSON to
+  '<step>.damaged' (kept for the user, skipped by Orbax), with one warning each:
+  a torn file can never block a resume. Returns the folders moved."""
+  if not os.path.isdir(directory) or jax.process_index() != 0:
+    return []
+  moved = []
+  for name in sorted(os.listdir(directory)):
+    step_dir = os.path.join(directory, name)
+    if not name.isdigit() or not os.path.isdir(step_dir):
+      continue
+    reason = _damage(step_dir)
+    if reason is None:
+      continue
+    target = step_dir + DAMAGED_SUFFIX
+    while os.path.exists(target):
+      target += "_"
+    try:
+      os.rename(step_dir, target)
+    except OSError as e:
+      raise CheckpointError(f"the {what} checkpoint {step_dir} is damaged ({reason}) "
+                            f"and could not be moved aside: {_reason(e)}; move it "
+                            "away by hand") from e
+    logging.warning("The %s checkpoint %s is damaged (%s); moved aside to %s. The run "
+                    "goes on from the newest intact checkpoint.", what, step_dir, reason,
+                    target)
+    moved.append(target)
+  return moved
+
+
 class _Folder:
   """A CheckpointManager of two items, `arrays` (a pytree) and `record` (JSON),
   whose errors are CheckpointErrors; `what` and `prefix` (of array paths) are for
@@ -174,6 +224,7 @@ class _Folder:
                prefix: str, options: ocp.CheckpointManagerOptions):
     self.directory, self.what, self.pending = directory, what, None
     self.arrays, self.record, self.prefix = arrays, record, prefix
+    _move_damaged_aside(directory, what)
     try:
       self.manager = ocp.CheckpointManager(directory, options=options, item_handlers={
           arrays: ocp.StandardCheckpointHandler(),
@@ -185,16 +236,13 @@ class _Folder:
   def steps(self) -> List[int]:
     return sorted(self.manager.all_steps())
 
-  def _settle(self, timeout: float = 120.0) -> None:
+  def _settle(self) -> None:
     """Waits for the other writes of a failed save (Orbax raises at the first
     failure; the others go on creating files in the temporary folder)."""
-    async_manager = getattr(getattr(self.manager, "_checkpointer", None),
-                            "_async_manager", None)
-    for commit in getattr(async_manager, "_commit_futures", None) or []:
-      try:
-        commit.result(timeout=timeout)
-      except Exception:  # pylint: disable=broad-except
-        pass   # Failed or cancelled: either way it has stopped writing.
+    try:
+      self.manager.wait_until_finished()
+    except Exception:  # pylint: disable=broad-except
+      pass   # Failed or cancelled: either way it has stopped writing.
 
   def _failed(self, step: int, error: BaseException) -> None:
     """Removes the temporary folder of `step`, rereads the folder, raises."""
