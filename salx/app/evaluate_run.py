@@ -9,7 +9,6 @@ evaluate.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Tuple
 
@@ -27,6 +26,7 @@ from salx.app import run_config
 from salx.app import workdir_lock
 from salx.app.run_config import ConfigError
 from salx.core import sharding
+from salx.postprocess import json_limits
 
 
 def shape_differences(loaded: Any, template: Any) -> list:
@@ -45,9 +45,9 @@ def shape_differences(loaded: Any, template: Any) -> list:
 def _members_of_run(path: str) -> int:
   """How many members the salx run in `path` trained (its metrics.json), else 1."""
   try:
-    with open(os.path.join(path, "metrics.json"), encoding="utf-8") as f:
-      return max(1, len(json.load(f).get("members") or [None]))
-  except (OSError, ValueError):
+    metrics = json_limits.load_json(os.path.join(path, "metrics.json"))
+    return max(1, len(metrics.get("members") or [None]))
+  except (OSError, ValueError, AttributeError):
     return 1
 
 

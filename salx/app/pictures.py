@@ -13,7 +13,6 @@ TensorBoard). Nothing here draws or imports matplotlib.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -30,6 +29,7 @@ from salx.core import sharding
 from salx.core.constants import SPLITS
 from salx.datasets import input_pipeline
 from salx.datasets import source as source_lib
+from salx.postprocess import json_limits
 
 METRICS_FILE, REPORT_FILE = "metrics.json", "report.txt"
 
@@ -45,8 +45,7 @@ def read_metrics(workdir: str) -> Dict[str, Any]:
     raise NoRunError(f"{path}: not found; {workdir} holds no finished run (train one "
                      f"with python -m salx.main --workdir {workdir})")
   try:
-    with open(path, encoding="utf-8") as f:
-      metrics = json.load(f)
+    metrics = json_limits.load_json(path)
   except (OSError, ValueError) as e:
     raise NoRunError(f"{path}: unreadable ({e})") from None
   if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import os
 import sys
 from typing import Any, Dict, Iterator, Sequence
@@ -125,7 +126,9 @@ def _flat(tree: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
 
 
 def _changed_fields(saved: Dict[str, Any], current: Dict[str, Any]) -> Dict[str, Any]:
-  saved, current = _flat(saved), _flat(current)
+  """{field: (saved, current)} of the fields that differ, compared in their JSON
+  form (the saved record holds lists where the config holds tuples)."""
+  saved, current = _flat(json.loads(json.dumps(saved))), _flat(json.loads(json.dumps(current)))
   return {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current))
           if saved.get(k) != current.get(k)}
 

@@ -37,6 +37,7 @@ is split between processes the same way.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -82,6 +83,7 @@ class SplitReader:
     self.feature_dim = int(getattr(self.source, "feature_dim", constants.FEATURE_DIM))
     self._cache: Optional[Dict[int, source.VideoRecord]] = {} if cache else None
     self._labels: Optional[np.ndarray] = None
+    self._warned: set = set()
     self._lock = threading.Lock()
 
   def labels(self) -> np.ndarray:
@@ -138,6 +140,12 @@ class SplitReader:
       raise errors.DataError(
           f"{self.split} video {name!r} of {self.source!r}: labels have shape {labels}, "
           f"expected [{self.num_classes}] (one per class name)")
+    if name not in self._warned and not np.all(np.isfinite(record.features)):
+      self._warned.add(name)   # Loud once per video, also with the data checks off.
+      logging.warning("%s video %r of %r has NaN or infinite features: its outputs "
+                      "are meaningless (a training batch holding it stops the run; a "
+                      "test video scores nothing). python -m salx.datasets.check names "
+                      "every damaged file.", self.split, name, self.source)
     return record
 
 

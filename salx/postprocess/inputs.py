@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Mapping, Tuple, Union
@@ -15,14 +14,14 @@ class EvalInputError(ValueError):
 
 
 def read_json(path: Union[str, os.PathLike]) -> object:
-  """The parsed content of a JSON file."""
+  """The parsed content of a JSON file, within `json_limits`' size and depth caps."""
+  from salx.postprocess import json_limits  # pylint: disable=g-import-not-at-top
   try:
-    with open(path, "r") as f:
-      return json.load(f)
+    return json_limits.load_json(path)
   except OSError as e:
     raise EvalInputError(f"{path}: cannot read: {e.strerror or e}") from None
-  except (json.JSONDecodeError, UnicodeDecodeError) as e:
-    raise EvalInputError(f"{path}: malformed JSON: {e}") from None
+  except json_limits.JsonInputError as e:
+    raise EvalInputError(str(e)) from None
 
 
 def source_and_data(path_or_data: PathOrData) -> Tuple[str, object]:
