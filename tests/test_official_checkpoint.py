@@ -15,12 +15,12 @@ import jax
 import numpy as np
 import pytest
 
-from salx.core import convert
+from salx.methods.sal import convert
 from salx.core import torch_format
 from salx.core import torch_writer
-from salx.core import variants
-from salx.core.model import build_model
-from salx.core.train_step import init_params
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.model import build_model
+from salx.methods.sal.method import SAL_METHOD
 from tests.conftest import fixture_file
 
 CheckpointFormatError = torch_format.CheckpointFormatError
@@ -50,8 +50,10 @@ def _weights(arrays, model_key):
 
 
 def _small_params(variant):
-  model = build_model(5, variant, feature_dim=12, hidden_dim=4)
-  return jax.tree_util.tree_map(np.asarray, init_params(model, jax.random.key(0), (2, 9, 12)))
+  variant = variant.replace(hidden_dim=4)
+  model = build_model(5, variant, feature_dim=12)
+  return jax.tree_util.tree_map(
+      np.asarray, SAL_METHOD.init_params(model, variant, jax.random.key(0), (2, 9, 12)))
 
 
 # Crafted pickles, opcode by opcode (protocol 2), as torch writes them.
@@ -158,14 +160,14 @@ def test_official_checkpoint_gives_the_authors_outputs(model_key, no_torch):
       meta["feature_dim"], meta["hidden_dim"], meta["num_classes"], meta["encoder_kernel"])
   assert dims.variant == meta["variant"]
   assert dims.encoder_name == ("encoder.0" if model_key == "thumos" else "base_module.0")
-  variant = variants.get_variant(dims.variant)
+  variant = sal_hparams.PRESETS[dims.variant]
   assert (variant.encoder_kernel, variant.rgb_weight) == (dims.encoder_kernel,
                                                           meta["rgb_weight"])
-  model = build_model(dims.num_classes, variant, feature_dim=dims.feature_dim,
-                      hidden_dim=dims.hidden_dim)
+  variant = variant.replace(hidden_dim=dims.hidden_dim)
+  model = build_model(dims.num_classes, variant, feature_dim=dims.feature_dim)
   x = arrays[f"{model_key}/input/x"]
   assert x.shape[1:] == (meta["num_segments"], meta["feature_dim"])
-  outputs = model.apply({"params": convert.load_official_checkpoint(path)}, x)
+  outputs = model.apply({"params": convert.load_official_checkpoint(path)}, x, variant)
   for name, field in OUTPUT_FIELDS.items():
     want = arrays[f"{model_key}/out/{name}"]
     got = np.asarray(getattr(outputs, field))
@@ -348,11 +350,11 @@ def test_official_checkpoint_reader_honours_offsets_strides_dtypes_and_byte_orde
 
 def _small_state():
   return {k: v.astype(np.float32) for k, v in
-          convert.params_to_torch(_small_params(variants.THUMOS14)).items()}
+          convert.params_to_torch(_small_params(sal_hparams.THUMOS14)).items()}
 
 
-@pytest.mark.parametrize("variant,encoder_name", [(variants.THUMOS14, "encoder.0"),
-                                                  (variants.ACTIVITYNET, "base_module.0")])
+@pytest.mark.parametrize("variant,encoder_name", [(sal_hparams.THUMOS14, "encoder.0"),
+                                                  (sal_hparams.ACTIVITYNET, "base_module.0")])
 def test_official_checkpoint_round_trip(tmp_path, variant, encoder_name, no_torch):
   params = _small_params(variant)
   path = tmp_path / "CAS_Only.pkl"
@@ -428,7 +430,7 @@ def test_official_checkpoint_written_file_loads_in_torch(tmp_path):
   torch = pytest.importorskip(
       "torch", reason="torch is not installed: checked where it is; the format itself is "
       "checked against the authors' files above")
-  params = _small_params(variants.ACTIVITYNET)
+  params = _small_params(sal_hparams.ACTIVITYNET)
   path = tmp_path / "model_best.pth.tar"
   convert.save_official_checkpoint(params, path, encoder_name="base_module.0")
   state = torch.load(path, weights_only=True)
@@ -438,7 +440,7 @@ def test_official_checkpoint_written_file_loads_in_torch(tmp_path):
     assert state[name].dtype == torch.float32 and state[name].device.type == "cpu"
     np.testing.assert_array_equal(state[name].numpy(), value)
   nn = torch.nn
-  h, d, c, k = 4, 12, 5, variants.ACTIVITYNET.encoder_kernel
+  h, d, c, k = 4, 12, 5, sal_hparams.ACTIVITYNET.encoder_kernel
   model = nn.Module()
   for name, module in {"base_module": nn.Conv1d(d, h, k, padding=k // 2),
                        "action_rgb": nn.Conv1d(d // 2, h, 3, padding=1),

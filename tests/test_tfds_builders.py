@@ -18,7 +18,7 @@ from salx.datasets import source as source_lib
 from salx.core import constants
 from salx.datasets import validate
 from tests.test_input_pipeline import TEST_LENGTHS, TRAIN_LENGTHS, write_tiny_dataset
-from tests.test_train import synthetic_config
+from tests.conftest import synthetic_config
 
 T = 8
 
@@ -290,12 +290,16 @@ def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   from salx.core import sharding  # pylint: disable=g-import-not-at-top
   folder, prepared = synthetic_sources
   config = _synthetic_config("")
-  config.update(hidden_dim=8, num_segments=32, eval_batch_size=2)
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, 3, variant)
+  config.update(eval_batch_size=2)
+  config.sal.update(hidden_dim=8, num_segments=32)
+  from salx.app import members as members_lib  # pylint: disable=g-import-not-at-top
+  method, members = run_config.method_of(config), members_lib.members_of(config)
+  hp = members[0].hp
+  model = run_config.make_model(config, 3, method, hp)
   mesh = sharding.make_mesh()
-  from_folder, from_tfds = (evaluator_lib.SplitEvaluator(model, s, variant, config, mesh)
-                            for s in (folder, prepared))
+  from_folder, from_tfds = (
+      evaluator_lib.SplitEvaluator(method, model, s, hp, config, mesh)
+      for s in (folder, prepared))
   assert from_tfds.ground_truth.source == prepared.annotation_file
   for field in ("video_ids", "class_names", "video", "label", "start", "end"):
     np.testing.assert_array_equal(getattr(from_tfds.ground_truth, field),
@@ -303,10 +307,10 @@ def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   for (a, *_), (b, *_) in zip(from_tfds.batches(), from_folder.batches(), strict=True):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
-  from salx.app import evaluate_run  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  params = evaluate_run.init_state(model, variant, config, jax.random.key(0), mesh).params
-  record_tfds, detections_tfds = from_tfds(params, 0)
-  record_folder, detections_folder = from_folder(params, 0)
+  states, _, stacked = members_lib.init_members(method, model, config, members, mesh)
+  (record_tfds, detections_tfds), = from_tfds.evaluate_members(states.params, stacked,
+                                                               [hp], 0)
+  (record_folder, detections_folder), = from_folder.evaluate_members(states.params,
+                                                                     stacked, [hp], 0)
   assert record_tfds["mAP"] == record_folder["mAP"] and len(detections_tfds) > 0
   np.testing.assert_array_equal(detections_tfds.score, detections_folder.score)
