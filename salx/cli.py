@@ -22,6 +22,28 @@ EXIT_INTERRUPTED = 130
 _HELP = ("--help", "-h", "-?", "--helpshort", "--helpfull")
 
 
+# What each extra brings that a command needs (setup.cfg [options.extras_require]).
+TRAIN_MODULES = ("ml_collections", "orbax.checkpoint", "clu", "tensorflow", "matplotlib")
+
+
+def require_extra(command: str, extra: str, modules: Sequence[str]) -> None:
+  """Exits 2 with one line naming the extra to install when a module is missing."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  missing = []
+  for name in modules:
+    try:
+      found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):   # A missing parent package.
+      found = False
+    if not found:
+      missing.append(name.split(".")[0])
+  if missing:
+    print(f"salx: python -m {command} needs salx's {extra!r} extra, which brings "
+          f"{', '.join(dict.fromkeys(missing))}: pip install 'salx[{extra}]' (from a "
+          f"clone: pip install -e '.[{extra}]')", file=sys.stderr, flush=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
 def fail(text: str, code: int = EXIT_BAD_INPUT) -> int:
   """Prints `salx: text` on stderr; returns `code` for sys.exit."""
   print(f"salx: {text}", file=sys.stderr, flush=True)

@@ -36,11 +36,14 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
+from salx import cli
+
+cli.require_extra("salx.detect", "train", cli.TRAIN_MODULES)
+
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from salx import cli
 from salx.core import progress_bar
 
 PROG = "python -m salx.detect"

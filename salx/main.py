@@ -1,11 +1,13 @@
-r"""salx command line: train and evaluate SAL, or evaluate a run's checkpoint.
+r"""salx command line: train and evaluate a WTAL method, or evaluate a run's checkpoint.
 
     python -m salx.main --config=configs/synthetic.py --workdir=/tmp/salx-demo
     python -m salx.main --config=configs/thumos.py --workdir=W --config.data_dir=DIR
     python -m salx.main --config=configs/thumos.py --workdir=W --config.data_dir=DIR \
         --mode=evaluate --config.eval_checkpoint=latest
 
-Every config field can be overridden as --config.field=value (ml_collections).
+Every config field can be overridden as --config.field=value (ml_collections); the
+method's hyperparameters are under --config.<method>. (e.g. --config.sal.nms_thresh).
+--show_config prints every field of the config with its value, and exits.
 Running the same command again in the same workdir resumes where the run stopped.
 
 Exit status: 0 done (also after SIGTERM, which checkpoints and stops; run the
@@ -21,11 +23,14 @@ import os
 import sys
 import traceback
 
+from salx import cli
+
+cli.require_extra("salx.main", "train", cli.TRAIN_MODULES)
+
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from salx import cli
 
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                "configs", "synthetic.py")
@@ -42,7 +47,9 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "evaluate"],
 _PLOTS = flags.DEFINE_bool(
     "plots", True, "With --mode=evaluate on a finished run: also draw its pictures "
     "into workdir/plots (as python -m salx.visualize does).")
-flags.mark_flags_as_required(["workdir"])
+_SHOW_CONFIG = flags.DEFINE_bool(
+    "show_config", False, "Print every field of the config (after the overrides) and "
+    "exit; no --workdir needed.")
 
 EXIT_DIVERGED = 1
 EXIT_BAD_INPUT = 2
@@ -121,6 +128,12 @@ def main(argv):
     sys.exit(cli.fail(f"cannot load the config file: {reason}"))
   if config is None:
     sys.exit(cli.fail("--config is required (e.g. --config=configs/synthetic.py)"))
+  if _SHOW_CONFIG.value:
+    print(config, flush=True)
+    sys.exit(0)
+  if not _WORKDIR.value:
+    sys.exit(cli.fail("--workdir is required: the folder of the run (checkpoints, "
+                      "logs, reports)"))
   code = run(config, _WORKDIR.value, _MODE.value)
   sys.stdout.flush()
   sys.stderr.flush()

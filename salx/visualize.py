@@ -21,10 +21,13 @@ from __future__ import annotations
 import os
 import sys
 
+from salx import cli
+
+cli.require_extra("salx.visualize", "train", cli.TRAIN_MODULES)
+
 from absl import flags
 from absl import logging
 
-from salx import cli
 from salx.core import progress_bar
 
 PROG = "python -m salx.visualize"
