@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from salx.postprocess import ap
+from salx.postprocess import protocols
 from salx.app import report
 
 THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -14,11 +14,12 @@ THUMOS_TIOU = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 def _result(mean_ap, tiou=THUMOS_TIOU):
   mean_ap = np.asarray(mean_ap, np.float64)
-  return ap.EvalResult(
-      tiou_thresholds=tiou, mAP=mean_ap, average_mAP=float(mean_ap.mean()),
-      averages=ap.named_averages(tiou, mean_ap), class_names=("a", "b"),
-      ap=np.stack([mean_ap, mean_ap]), protocol="ActivityNet detection protocol; gt",
-      num_predictions=10, num_outside=0, num_dropped_ambiguous=None)
+  averages, ranges = protocols.averages(protocols.ACTIVITYNET, tiou, mean_ap)
+  return protocols.ProtocolResult(
+      protocol="activitynet", description=("protocol activitynet: ...", "gt"),
+      tiou_thresholds=tiou, class_names=("a", "b"), ap=np.stack([mean_ap, mean_ap]),
+      mAP=mean_ap, averages=averages, average_ranges=ranges, num_videos=30,
+      num_instances=40, num_predictions=10, num_outside=0)
 
 
 def _record(step, level):
@@ -45,8 +46,8 @@ def test_activitynet_record_has_its_average():
 def test_scalars_cover_every_threshold_average_and_accuracy():
   scalars = report.scalars(_record(10, 0.5))
   assert {f"test/mAP@{t:g}" for t in THUMOS_TIOU} <= set(scalars)
-  assert scalars["test/AVG(0.1:0.7)"] == pytest.approx(0.5)
-  assert scalars["test/accuracy"] == 0.5
+  assert scalars["test/AVG(0.1:0.7)"] == pytest.approx(50.0)   # Percent, as printed.
+  assert scalars["test/accuracy"] == 50.0
 
 
 def test_better_needs_a_strictly_higher_average():
@@ -66,7 +67,7 @@ def test_final_report_shows_untrained_last_and_best_selected_on_test():
   progress = {"members": [_member(
       untrained=_record(0, 0.001), last=_record(300, 0.61), best=_record(250, 0.65),
       history=[report.summary(_record(250, 0.65))])]}
-  table, metrics = report.final_report(progress, title="SAL on synthetic",
+  table, metrics, detailed = report.final_report(progress, title="SAL on synthetic",
                                        eval_every=50, eval_start_step=50)
   lines = table.splitlines()
   assert lines[0] == "SAL on synthetic"
@@ -85,7 +86,7 @@ def test_final_report_shows_untrained_last_and_best_selected_on_test():
 
 def test_final_report_without_untrained_evaluation():
   progress = {"members": [_member(last=_record(30, 0.4), best=_record(30, 0.4))]}
-  table, metrics = report.final_report(progress, title="t", eval_every=10,
+  table, metrics, detailed = report.final_report(progress, title="t", eval_every=10,
                                        eval_start_step=0)
   assert metrics["untrained"] is None
   assert next(l for l in table.splitlines() if l.startswith("untrained")).split()[1] == "-"
@@ -97,15 +98,21 @@ def test_final_report_of_members_gives_each_and_mean_std():
               holdout=report.summary(_record(200, 0.62))),
       _member(1, untrained=_record(0, 0.03), last=_record(300, 0.62), best=_record(300, 0.62),
               holdout=report.summary(_record(300, 0.62)))]}
-  table, metrics = report.final_report(progress, title="t", eval_every=50,
+  table, metrics, detailed = report.final_report(progress, title="t", eval_every=50,
                                        eval_start_step=50, holdout_fraction=0.1)
+  # The console's table: a row per member and one mean ± std row per record.
   lines = table.splitlines()
-  for label in ("untrained m0 seed 0", "last step m1 seed 1", "last step: mean",
-                "last step: std (n=2)", "best (selected on test)*: mean",
-                "holdout-selected** m0 seed 0", "best - last: mean", "best - last: std (n=2)"):
+  for label in ("untrained m0 seed 0", "last step m1 seed 1",
+                "last step: mean ± std (n=2)", "best (selected on test)*: mean ± std",
+                "holdout-selected** m0 seed 0", "best - last: mean ± std (n=2)"):
     assert any(l.startswith(label) for l in lines), label
+  assert max(len(l) for l in lines if not l.startswith(("*", "evaluation"))) <= 110
   mean = next(l for l in lines if l.startswith("last step: mean"))
-  assert "61.00" in mean   # mean of 60 and 62
+  assert f"61.00 ± {100 * np.std([0.60, 0.62], ddof=1):.2f}" in mean
+  # The full table per tIoU, for report.txt.
+  lines = detailed.splitlines()
+  for label in ("last step: mean", "last step: std (n=2)", "best - last: std (n=2)"):
+    assert any(l.startswith(label) for l in lines), label
   std = next(l for l in lines if l.startswith("last step: std"))
   assert f"{100 * np.std([0.60, 0.62], ddof=1):.2f}" in std
   summary = metrics["summary"]

@@ -58,7 +58,7 @@ class Console:
   def __init__(self, enabled: bool = True, stream=None):
     self.enabled = enabled
     self.stream = stream or sys.stdout
-    self._since: Optional[tuple] = None   # (time, step) of the last step line.
+    self._anchor: Optional[tuple] = None  # (time, step) of the first step line.
 
   def line(self, text: str) -> None:
     if self.enabled:
@@ -71,19 +71,31 @@ class Console:
     self.line(f"devices: {devices}")
 
   def start(self, step: int) -> None:
-    self._since = (time.monotonic(), step)
+    del step
+    self._anchor = None
 
   def step(self, step: int, total: int, loss: float) -> None:
+    """One progress line. The steps before the first line pay the compilation: the
+    rate and ETA count only the steps after it."""
     now = time.monotonic()
     rate_text, eta = "", ""
-    if self._since is not None and step > self._since[1]:
-      rate = (step - self._since[1]) / max(now - self._since[0], 1e-9)
+    if self._anchor is None:
+      self._anchor = (now, step)
+      rate_text = " (compiled)"
+    elif step > self._anchor[1]:
+      rate = (step - self._anchor[1]) / max(now - self._anchor[0], 1e-9)
       rate_text = f", {rate:.2f} steps/s"
       eta = f", ETA {_duration((total - step) / rate)}"
-    self._since = (now, step)
     self.line(f"step {step}/{total}: loss {loss:.4f}{rate_text}{eta}")
 
   def evaluation(self, step: int, average_map: float, best: float,
-                 best_step: int, what: str = "test") -> None:
-    self.line(f"eval step {step}: {what} average mAP {100 * average_map:.2f}% "
-              f"(best {100 * best:.2f}% at step {best_step})")
+                 best_step: int, what: str = "test", members: int = 1) -> None:
+    """One evaluation line; with members, both numbers are means over them (the
+    best one the mean of each member's own best)."""
+    if members == 1:
+      self.line(f"eval step {step}: {what} average mAP {100 * average_map:.2f}% "
+                f"(best {100 * best:.2f}% at step {best_step})")
+    else:
+      self.line(f"eval step {step}: {what} average mAP {100 * average_map:.2f}%, mean "
+                f"of {members} members (their own best: {100 * best:.2f}% on average, "
+                f"the latest at step {best_step})")

@@ -62,11 +62,12 @@ def summary(record: Record) -> Record:
 
 
 def scalars(record: Record, prefix: str = "test") -> Dict[str, float]:
-  """Scalars for a clu metric writer: mAP per tIoU, the averages, accuracy."""
-  out = {f"{prefix}/mAP@{t:g}": v
+  """Scalars for a clu metric writer, in percent as the console prints them: mAP
+  per tIoU, the averages, accuracy."""
+  out = {f"{prefix}/mAP@{t:g}": 100 * v
          for t, v in zip(record["tiou_thresholds"], record["mAP"])}
-  out.update({f"{prefix}/{name}": v for name, v in record["averages"].items()})
-  out[f"{prefix}/accuracy"] = record["accuracy"]
+  out.update({f"{prefix}/{name}": 100 * v for name, v in record["averages"].items()})
+  out[f"{prefix}/accuracy"] = 100 * record["accuracy"]
   return out
 
 
@@ -108,6 +109,42 @@ def format_table(rows: Sequence[Tuple[str, Optional[Record]]],
   out = [title] if title else []
   out.append(f"mAP (%) per tIoU, its averages, and classification accuracy (%); "
              f"{reference['num_videos']} test videos")
+  out += [render(header), "-" * len(render(header))]
+  out += [render(line) for line in lines]
+  if footnote:
+    out.append(footnote)
+  return "\n".join(out)
+
+
+def format_compact_table(rows: Sequence[Tuple[str, Any]], title: str = "",
+                         footnote: str = "") -> str:
+  """The members' table at a glance: the named averages and accuracy (%) only; a
+  row is (label, record) or (label, (mean record, std record)) for 'mean ± std'."""
+  reference = next(r if isinstance(r, dict) else r[0] for _, r in rows if r is not None)
+  averages = list(reference["averages"])
+  header = ["model", "step"] + averages + ["acc"]
+
+  def cells(row):
+    if row is None:
+      return ["-"] * (len(averages) + 2)
+    if isinstance(row, dict):
+      return ([str(row["step"])] + [f"{100 * row['averages'][k]:.2f}" for k in averages]
+              + [f"{100 * row['accuracy']:.2f}"])
+    mean, std = row
+    return (["-"] + [f"{100 * mean['averages'][k]:.2f} ± {100 * std['averages'][k]:.2f}"
+                     for k in averages]
+            + [f"{100 * mean['accuracy']:.2f} ± {100 * std['accuracy']:.2f}"])
+
+  lines = [[label] + cells(row) for label, row in rows]
+  widths = [max(len(line[i]) for line in [header] + lines) for i in range(len(header))]
+
+  def render(parts):
+    return "  ".join([parts[0].ljust(widths[0])]
+                     + [c.rjust(w) for c, w in zip(parts[1:], widths[1:])])
+
+  out = [title] if title else []
+  out.append(f"average mAP (%) over the tIoU ranges, classification accuracy (%); "
+             f"{reference['num_videos']} test videos; per tIoU in report.txt")
   out += [render(header), "-" * len(render(header))]
   out += [render(line) for line in lines]
   if footnote:
@@ -163,9 +200,10 @@ def final_report(progress: Record, *, title: str, eval_every: int,
     holdout_fraction: the held-out part of the training videos (0: none).
 
   Returns:
-    (table text, metrics dict: member 0's untrained / last / best / history at the
-    top, every member under 'members', and 'summary': {row: {metric: {mean, std,
-    n}}}).
+    (the console's table: per member and mean ± std of the averages with several
+    members; metrics dict: member 0's untrained / last / best / history at the top,
+    every member under 'members', and 'summary': {row: {metric: {mean, std, n}}};
+    the full table per tIoU, for report.txt).
   """
   from salx.app import members as members_lib  # pylint: disable=g-import-not-at-top
   members = progress["members"]
@@ -199,11 +237,26 @@ def final_report(progress: Record, *, title: str, eval_every: int,
   first = members[0]
   reference = first["last"] or first["best"] or first["untrained"] or {}
   table = format_table(rows, title=title, footnote=footnote)
+  if len(members) > 1:   # At a glance on the console; per tIoU in report.txt.
+    compact = []
+    for key, label in kinds:
+      records = [m[key] for m in members if m[key] is not None]
+      compact += [(f"{label} m{i} seed {m['seed']}", m[key]) for i, m in enumerate(members)]
+      if records:
+        compact.append((f"{label}: mean ± std (n={len(records)})",
+                        (_statistic(records, _mean), _statistic(records, _std))))
+    if diffs:
+      compact.append((f"best - last: mean ± std (n={len(diffs)})",
+                      (_statistic(diffs, _mean), _statistic(diffs, _std))))
+    table = format_compact_table(compact, title=title, footnote=footnote)
+  tail = ""
   if reference.get("protocol"):
-    table += f"\nevaluation: {reference['protocol']}"
+    tail += f"\nevaluation: {reference['protocol']}"
   if reference.get("average_ranges"):
-    table += "\naverages over tIoU: " + "; ".join(
+    tail += "\naverages over tIoU: " + "; ".join(
         f"{name} = {span}" for name, span in reference["average_ranges"].items())
+  table += tail
+  detailed = format_table(rows, title=title, footnote=footnote) + tail
   summary = {key: members_lib.summary_of([m[key] for m in members])
              for key, _ in kinds}
   summary["best_minus_last"] = members_lib.summary_of(diffs) if diffs else None
@@ -219,7 +272,7 @@ def final_report(progress: Record, *, title: str, eval_every: int,
                   for m in members],
       "summary": summary,
   }
-  return table, metrics
+  return table, metrics, detailed
 
 
 def write_json(path: str, data: Any) -> None:

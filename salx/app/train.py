@@ -316,7 +316,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                                      detections)
       out.evaluation(step, _mean(progress["members"], "last"),
                      _mean(progress["members"], "best"),
-                     max(progress_lib.best_steps(progress["members"])))
+                     max(progress_lib.best_steps(progress["members"])),
+                     members=len(members))
       return best_params
 
     # 4. Train.
@@ -388,7 +389,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
     # 5. Report.
     if status in ("preempted", "interrupted"):
       return RunResult(status, step, {}, "")
-    table, metrics = report.final_report(
+    table, metrics, detailed = report.final_report(
         progress, title=report.run_title(config, source, method, hp),
         eval_every=config.eval_every, eval_start_step=config.eval_start_step,
         holdout_fraction=config.holdout_fraction)
@@ -398,7 +399,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
                                             evaluator.scorer.ambiguous)
                for name in config.extra_protocols}
       metrics = dict(metrics, extra_protocols=extra)
-      table += "".join(
+      extra_text = "".join(
           "\n\n" + report.format_table(
               [(f"{which}{'' if len(members) == 1 else f' m{m}'}", record)
                for which in ("last", "best")
@@ -406,13 +407,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
               title=f"the same detections under the {name} protocol")
           + f"\nevaluation: {next(r for r in records['last'] if r)['protocol']}"
           for name, records in extra.items())
+      table, detailed = table + extra_text, detailed + extra_text
     if is_chief:
       print(table, flush=True)
       report.write_json(os.path.join(workdir, "metrics.json"),
                         dict(metrics, config=config.to_dict(), method=method.name,
+                             class_names=list(source.class_names),
                              hparams=[hparams_lib.as_dict(m.hp) for m in members]))
       with open(os.path.join(workdir, "report.txt"), "w", encoding="utf-8") as f:
-        f.write(table + "\n")
+        f.write((table if detailed == table else f"{table}\n\n{detailed}") + "\n")
     writer.close()
     console.close_log_file(log_file)
     return RunResult(status, step, metrics, table)

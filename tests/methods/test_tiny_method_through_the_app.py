@@ -46,7 +46,8 @@ def test_a_method_defined_outside_salx_trains_evaluates_and_reports(data_dir, tm
   summary = metrics["summary"]["last"]["average_mAP"]
   assert summary["n"] == 3 and summary["mean"] == pytest.approx(np.mean(lasts))
   assert summary["std"] == pytest.approx(np.std(lasts, ddof=1))
-  assert "last step: mean" in result.table and "last step: std (n=3)" in result.table
+  assert "last step: mean ± std (n=3)" in result.table
+  assert "last step: mean" in (tmp_path / "report.txt").read_text()   # Per tIoU too.
   saved = json.loads((tmp_path / "metrics.json").read_text())
   assert saved["method"] == "tiny_linear"
   assert [h["learning_rate"] for h in saved["hparams"]] == pytest.approx(LEARNING_RATES)
