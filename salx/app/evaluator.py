@@ -22,6 +22,7 @@ import numpy as np
 from salx.app import report
 from salx.app import scoring
 from salx.core import members as core_members
+from salx.core import progress_bar
 from salx.core import sharding
 from salx.datasets import input_pipeline
 from salx.datasets import protocol_ground_truth as protocol_ground_truth_lib
@@ -143,8 +144,11 @@ class SplitEvaluator:
   def members_outputs(self, params, stacked_hp) -> List[scoring.HostBatch]:
     """Every batch's (host batch, members' outputs [K, B, ...] on the host): one
     forward over all members per batch."""
+    num_videos = len(self.source.video_names("test"))
+    batches = progress_bar.track(self.batches(), total=-(-num_videos // self.batch_size),
+                                 label=f"evaluating {num_videos} videos", unit="batches")
     return [(batch, _to_host(self.members_forward(params, features, mask, stacked_hp)))
-            for batch, features, mask in self.batches()]
+            for batch, features, mask in batches]
 
   def evaluate_members(self, params, stacked_hp, member_hparams: Sequence[Any],
                        step: int) -> List[Tuple[report.Record, Detections]]:
