@@ -42,6 +42,27 @@ def fixture_file(name: str) -> pathlib.Path:
               "(tests/fixtures/ holds every file its README.md lists)", pytrace=False)
 
 
+WTALC_LABELS_FIXTURE = "co2net_delu/wtalc_labels_all.json"
+WTALC_VIDEOS_CSV = "thumos14/wtalc_thumos14reduced_videos.csv"
+
+
+def wtalc_videos() -> list:
+  """[(file index, video, subset, labels_all as a list)] of the W-TALC THUMOS14
+  annotations in file order: from the fixtures (the annotations they were scored
+  against) when they carry them, else from the public annotations (SALX_DATA_DIR)."""
+  import csv  # pylint: disable=g-import-not-at-top
+  import json  # pylint: disable=g-import-not-at-top
+  path = FIXTURES_DIR / WTALC_LABELS_FIXTURE
+  if path.exists():
+    rows = json.loads(path.read_text())["rows"]
+  else:
+    with open(data_file(WTALC_VIDEOS_CSV), newline="") as f:
+      rows = [(r["index"], r["video"], r["subset"], r["labels_all"])
+              for r in csv.DictReader(f)]
+  return [(int(i), video, subset, [x for x in labels.split("|") if x])
+          for i, video, subset, labels in rows]
+
+
 def data_file(relative: str) -> pathlib.Path:
   """Path of a real annotation file under SALX_DATA_DIR; skips when absent."""
   path = DATA_DIR / relative

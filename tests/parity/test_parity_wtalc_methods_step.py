@@ -8,7 +8,6 @@ fixture. float64 (x64 is switched on inside these tests only), dropout off.
 Test ids are the method names: `-k "parity and delu"` / `-k "parity and co2net"`.
 """
 
-import csv
 import inspect
 import json
 
@@ -18,6 +17,9 @@ import numpy as np
 import optax
 import pytest
 
+import configs.co2net_thumos
+import configs.delu_thumos
+
 from salx.core.train_step import make_optimizer
 from salx.methods.co2net import hparams as hparams_lib
 from salx.methods.co2net import losses
@@ -25,30 +27,42 @@ from salx.methods.co2net import sampling
 from salx.methods.co2net import torch_names
 from salx.methods.co2net.model import CO2Net
 from salx.methods.delu import losses as delu_losses
-from tests.conftest import data_file, fixture_file
+from tests.conftest import fixture_file, wtalc_videos
 
 FIXTURES = {"co2net": "co2net_delu/co2net_thumos_step_small.npz",
             "delu": "co2net_delu/delu_thumos_step_small.npz"}
 PRESETS = {"CO2": hparams_lib.CO2NET_THUMOS14, "DELU": hparams_lib.DELU_THUMOS14}
 METHODS = pytest.mark.parametrize("method", sorted(FIXTURES))
-# meta key -> CO2NetHparams field (floats compared to 1e-12, ints exactly).
-META_FIELDS = {"lr": "lr", "weight_decay": "weight_decay", "alpha1": "alpha1",
+# meta key -> the shipped setting: "<field>" of the preset, or "config.<field>" of
+# the method's config file (configs/co2net_thumos.py, configs/delu_thumos.py) for
+# the run's own settings (floats compared to 1e-12, ints exactly).
+META_FIELDS = {"lr": "learning_rate", "weight_decay": "weight_decay", "alpha1": "alpha1",
                "alpha2": "alpha2", "alpha3": "alpha3", "alpha4": "alpha4",
-               "k": "mil_topk_divisor", "max_iter": "max_iter", "batch": "batch_size",
+               "k": "mil_topk_divisor", "max_iter": "max_iter", "batch": "config.batch_size",
                "num_similar": "num_similar", "alpha_edl": "alpha_edl",
                "alpha_uct_guide": "alpha_uct_guide", "amplitude": "amplitude",
                "rat_atn": "rat_atn"}
-# Script flag (dashes as underscores) -> CO2NetHparams field.
-FLAG_FIELDS = {"max_seqlen": "max_seqlen", "lr": "lr", "weight_decay": "weight_decay",
-               "k": "mil_topk_divisor", "max_iter": "max_iter", "seed": "seed",
-               "interval": "interval", "alpha1": "alpha1", "alpha2": "alpha2",
+# Script flag (dashes as underscores) -> the shipped setting, as above.
+FLAG_FIELDS = {"max_seqlen": "max_seqlen", "lr": "learning_rate",
+               "weight_decay": "weight_decay", "k": "mil_topk_divisor",
+               "max_iter": "config.num_steps", "seed": "config.seed",
+               "interval": "config.eval_every", "alpha1": "alpha1", "alpha2": "alpha2",
                "alpha3": "alpha3", "alpha4": "alpha4", "alpha_edl": "alpha_edl",
                "alpha_uct_guide": "alpha_uct_guide", "amplitude": "amplitude",
-               "rat_atn": "rat_atn", "batch_size": "batch_size",
+               "rat_atn": "rat_atn", "batch_size": "config.batch_size",
                "num_similar": "num_similar", "dropout_ratio": "dropout_ratio"}
+CONFIGS = {"CO2": configs.co2net_thumos, "DELU": configs.delu_thumos}
+
+
+def _shipped(meta, field):
+  """The shipped value of `field` (see META_FIELDS) for the fixture's method."""
+  if field.startswith("config."):
+    return CONFIGS[meta["model_class"]].get_config()[field[len("config."):]]
+  return getattr(PRESETS[meta["model_class"]], field)
+
+
 OUTPUT_KEYS = ("feat", "cas", "attn", "v_atn", "f_atn")
 CCM_INTERMEDIATES = {"channel_attn": "ca", "bit_wise_attn": "bw", "filter_feat": "f"}
-WTALC_VIDEOS = "thumos14/wtalc_thumos14reduced_videos.csv"
 
 
 @pytest.fixture
@@ -124,14 +138,15 @@ def test_parity_presets_agree_with_meta_and_scripts(method):
   hp = PRESETS[meta["model_class"]]
   problems = []
   for key, field in META_FIELDS.items():
-    if key in meta and not _same(getattr(hp, field), meta[key]):
-      problems.append(f"{field}: shipped {getattr(hp, field)!r}, meta {key} {meta[key]!r}")
+    if key in meta and not _same(_shipped(meta, field), meta[key]):
+      problems.append(f"{field}: shipped {_shipped(meta, field)!r}, meta {key} "
+                      f"{meta[key]!r}")
   flags = _script_flags(meta)
   checked_flags = [f for f in FLAG_FIELDS if f in flags]
   for flag in checked_flags:
     field = FLAG_FIELDS[flag]
-    if not _same(getattr(hp, field), flags[flag]):
-      problems.append(f"{field}: shipped {getattr(hp, field)!r}, script --{flag} "
+    if not _same(_shipped(meta, field), flags[flag]):
+      problems.append(f"{field}: shipped {_shipped(meta, field)!r}, script --{flag} "
                       f"{flags[flag]!r}")
   defaults = inspect.signature(make_optimizer).parameters
   for arg, value in zip(("b1", "b2", "eps"), list(meta["adam_betas"]) + [meta["adam_eps"]]):
@@ -258,7 +273,7 @@ def test_parity_gradients_and_two_adam_steps(method, x64):
     side = torch_grads[f"{stream}.channel_conv.0.weight"][:, :, [0, 2]]
     assert np.all(side == 0.0), stream
 
-  tx = make_optimizer(hp.lr, hp.weight_decay)
+  tx = make_optimizer(hp.learning_rate, hp.weight_decay)
   opt_state = tx.init(params)
 
   @jax.jit
@@ -281,14 +296,12 @@ def test_parity_gradients_and_two_adam_steps(method, x64):
 
 def _wtalc_training_videos(classes):
   """(train_videos, their multi-hot labels) in the W-TALC file order (SPEC-CO2NET-DELU 4.1)."""
-  with open(data_file(WTALC_VIDEOS)) as f:
-    rows = list(csv.DictReader(f))
-  train = [r for r in rows if r["subset"] == "validation"]
+  train = [row for row in wtalc_videos() if row[2] == "validation"]
   labels = np.zeros((len(train), len(classes)))
-  for n, row in enumerate(train):
-    for name in row["labels_all"].split("|"):
+  for n, (_, _, _, names) in enumerate(train):
+    for name in names:
       labels[n, classes.index(name)] = 1
-  return [int(r["index"]) for r in train], labels
+  return [index for index, *_ in train], labels
 
 
 @METHODS
@@ -301,7 +314,7 @@ def test_parity_sampler_reproduces_their_batch(method):
   lengths = dict(zip(video_index.tolist(), arrays["data/video_length"].tolist()))
   got_videos, got_snippets = sampling.sample_batch(
       np.random.RandomState(int(meta["seed"])), classwise, train_videos, lengths,
-      batch_size=hp.batch_size, num_similar=hp.num_similar,
+      batch_size=int(meta["batch"]), num_similar=hp.num_similar,
       max_seqlen=int(meta["num_segments"]))
   np.testing.assert_array_equal(got_videos, video_index)
   np.testing.assert_array_equal(got_snippets, arrays["data/snippet_index"])

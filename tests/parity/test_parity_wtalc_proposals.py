@@ -16,7 +16,6 @@ from the public annotations, `thumos14/wtalc_thumos14reduced_videos.csv`).
 delu"` the DELU ones.
 """
 
-import csv
 import json
 import re
 
@@ -26,7 +25,7 @@ import pytest
 from salx.postprocess import wtalc_filters
 from salx.postprocess import wtalc_proposals as wp
 
-from tests.conftest import data_file, fixture_file
+from tests.conftest import fixture_file, wtalc_videos
 
 SCORE_TOL = 1e-9
 METHODS = ("co2net", "delu")
@@ -160,10 +159,7 @@ def test_wtalc_parity_detections_in_seconds(fixture, ambiguous, method):
 
 def _labels_all(videos, class_names):
   """W-TALC's labels_all [V, C] of the test videos (video_test_0000270 has none)."""
-  table = {}
-  with open(data_file("thumos14/wtalc_thumos14reduced_videos.csv"), newline="") as f:
-    for row in csv.DictReader(f):
-      table[row["video"]] = [x for x in row["labels_all"].split("|") if x]
+  table = {video: names for _, video, _, names in wtalc_videos()}
   labels = np.zeros((len(videos), len(class_names)))
   column = {c: i for i, c in enumerate(class_names)}
   for v, video in enumerate(videos):
