@@ -2,8 +2,7 @@ r"""Chaos drill: SIGKILL a tiny training run at random moments, resume, compare.
 
     python experiments/chaos_resume.py --kills=10 --seed=0
 
-Trains configs/synthetic.py at the tiny dims of tests/test_train.py (TINY,
-TINY_DATA: 30 steps, evaluations and checkpoints every 10) with
+Trains configs/tiny.py (30 steps, evaluations and checkpoints every 10) with
 `python -m salx.main`:
   1. twice uninterrupted: a warm-up (it generates the data and fills a JAX
      compilation cache in the drill's folder) and the reference, timed from each
@@ -50,13 +49,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import configs.tiny  # noqa: E402
 from salx.app import checkpoint  # noqa: E402
-from tests.test_train import TINY, cli_args  # noqa: E402  (TINY, TINY_DATA)
 
 PROGRESS = "Setting work unit notes"    # clu's progress line, every 5 steps.
 RECORDS = ("untrained", "last", "best")
-NUM_STEPS, LOG_EVERY = TINY["num_steps"], TINY["log_every"]
+NUM_STEPS, LOG_EVERY = configs.tiny.RUN["num_steps"], configs.tiny.RUN["log_every"]
 PLACES = ("during a checkpoint write", "in steps, evaluations or the report")
+
+
+def cli_args(workdir: str, data_dir: str) -> list:
+  """`python -m salx.main` on configs/tiny.py with its data in `data_dir`."""
+  return [sys.executable, "-m", "salx.main", "--config=configs/tiny.py",
+          f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
 
 
 class _Runs:
