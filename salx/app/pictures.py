@@ -215,5 +215,6 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
       table = f.read().rstrip("\n")
   title = f"{config.dataset} run {workdir}: {which} checkpoint (step {step}), {split} split"
   return {"per_video": per_video, "history": history,
-          "records": {"last": metrics.get("last"), "best": metrics.get("best")},
+          "records": {"last": metrics.get("last"), "best": metrics.get("best"),
+                      "untrained": metrics.get("untrained")},
           "table_text": f"{title}\n\n{table}" if table else title, "title": title}

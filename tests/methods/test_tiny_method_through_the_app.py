@@ -51,6 +51,12 @@ def test_a_method_defined_outside_salx_trains_evaluates_and_reports(data_dir, tm
   saved = json.loads((tmp_path / "metrics.json").read_text())
   assert saved["method"] == "tiny_linear"
   assert [h["learning_rate"] for h in saved["hparams"]] == pytest.approx(LEARNING_RATES)
+  # Its pictures' inputs: the method's own timelines, the untrained point on map.png.
+  from salx.app import pictures  # pylint: disable=g-import-not-at-top
+  collected = pictures.collect(str(tmp_path))
+  assert collected["records"]["untrained"] == metrics["untrained"]
+  assert len(collected["per_video"]) == 6
+  assert collected["per_video"][0]["cas"].shape[1] == 3
   # Evaluates: --mode=evaluate gives each member's best record back.
   record, table = evaluate_run.evaluate_checkpoint(_config(data_dir), str(tmp_path))
   assert record["mAP"] == metrics["members"][0]["best"]["mAP"] and "m2" in table
