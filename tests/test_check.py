@@ -76,6 +76,7 @@ def _edit_gt(folder, edit):
   return path
 
 
+@pytest.mark.slow
 def test_clean_dataset_has_no_problems(folder, capsys):
   assert _problems(folder) == []
   assert check.main(["--dataset", "thumos14", "--data_dir", folder]) == 0
@@ -227,6 +228,7 @@ def test_every_fault_is_reported_once(folder):
       _rgb(folder), _flow(folder, "test", TEST_VIDEO), os.path.join(folder, "gt.json")}
 
 
+@pytest.mark.slow
 def test_missing_annotation_file_is_one_problem(folder, capsys):
   os.remove(os.path.join(folder, "gt.json"))
   problem = _only_problem(folder)
@@ -253,6 +255,7 @@ def test_acmnet_missing_file(tmp_path):
   assert _only_problem(folder, "acmnet").file == missing
 
 
+@pytest.mark.slow
 def test_cli_prints_one_line_per_problem_and_exits_1(folder, capsys):
   os.remove(_rgb(folder))
   os.remove(_rgb(folder, "test", TEST_VIDEO))
@@ -322,6 +325,7 @@ def test_bad_flags_exit_2_with_one_line(capsys, flags, message):
   assert captured.err.startswith(f"{check.PROG}: error: ") and message in captured.err
 
 
+@pytest.mark.slow
 def test_given_layout_of_a_missing_folder_exits_2(tmp_path, capsys):
   missing = tmp_path / "nowhere"
   assert check.main(["--dataset", "thumos14", "--data_dir", str(missing),
@@ -329,6 +333,7 @@ def test_given_layout_of_a_missing_folder_exits_2(tmp_path, capsys):
   assert f"data directory {missing} does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_duration_tolerance_flag_is_used(folder, capsys):
   def stretch(database):
     video = database[TRAIN_VIDEO]

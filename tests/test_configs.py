@@ -30,6 +30,7 @@ def load(name):
   return getattr(configs, name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_is_complete_valid_and_documents_its_command(name):
   module = load(name)

@@ -148,6 +148,7 @@ def test_module_entry_point_help_and_exit_code(tmp_path):
   assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_postprocess_imports_no_framework_and_the_command_no_jax():
   code = ("import sys, salx.postprocess.localization, salx.postprocess.ap, "
           "salx.postprocess.classification; "

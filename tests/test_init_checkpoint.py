@@ -34,6 +34,7 @@ def thumos_file():
   return fixture_file("checkpoints/" + _dims()["file"])
 
 
+@pytest.mark.slow
 def test_official_checkpoint_is_scored_by_evaluate_mode(tmp_path, capsys, thumos_file):
   config = _config(tmp_path / "data", thumos_file)
   assert main.run(config, str(tmp_path / "w"), mode="evaluate") == 0

@@ -394,6 +394,7 @@ def test_the_feed_hides_the_gpus_before_building_a_dataset(source, monkeypatch):
     assert ("dataset",) in events
 
 
+@pytest.mark.slow
 def test_the_numpy_batches_import_no_tensorflow_and_no_jax():
   """Benchmarks and tests build the trainer's batches without TensorFlow or JAX."""
   code = ("import sys, salx.datasets.batches, salx.datasets.sampling; "

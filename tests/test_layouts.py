@@ -371,6 +371,7 @@ def test_writer_refuses_a_split_video_without_record(tmp_path):
                          TINY_CLASSES)
 
 
+@pytest.mark.slow
 def test_the_readers_and_the_validator_import_numpy_only():
   code = ("import sys, salx.datasets.layouts, salx.datasets.validate; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "

@@ -52,6 +52,7 @@ def _first_video(data_dir, split):
   return (data_dir / f"split_{split}.txt").read_text().split()[0]
 
 
+@pytest.mark.slow
 def test_cli_without_data_dir_explains_the_layouts_and_the_demo(tmp_path):
   workdir = tmp_path / "run"
   proc = subprocess.run(
@@ -156,6 +157,7 @@ def _cli(tmp_path, *args, timeout=120):
   return proc.returncode, proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,message", [
     (["--config.no_such_field=1"], "--config.no_such_field: the config has no field"),
     (["--config.sal.no_such=1"], "--config.sal.no_such: the config has no field"),
@@ -175,6 +177,7 @@ def test_config_mistakes_are_one_line_and_exit_2_before_the_workdir(tmp_path, ar
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
   bad = tmp_path / "bad_config.py"
   bad.write_text("def get_config(:\n")
@@ -183,6 +186,7 @@ def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
   assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_help_exits_0(tmp_path):
   proc = subprocess.run([sys.executable, "-m", "salx.main", "--help"], cwd=ROOT,
                         capture_output=True, text=True, timeout=120)
@@ -197,12 +201,14 @@ def test_batch_larger_than_the_training_split(data, tmp_path, capsys):
   assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_without_a_run_creates_nothing(tmp_path):
   code, err = _cli(tmp_path, "--mode=evaluate")
   assert code == main.EXIT_BAD_INPUT and "no best checkpoint to evaluate" in err
   assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_an_error_in_the_training_loop_exits_promptly_with_one_line(data, tmp_path):
   name = _first_video(data, "train")
   path = data / "features" / "train" / "rgb" / f"{name}.npy"

@@ -132,6 +132,7 @@ def test_a_payload_nested_in_an_array_of_honest_data_is_refused(tmp_path):
   assert not target.exists()
 
 
+@pytest.mark.slow
 def test_a_payload_in_the_array_state_is_refused(tmp_path):
   target = tmp_path / "created_by_the_payload"
   values = np.empty(1, dtype=object)

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import salx
 
 
@@ -13,6 +15,7 @@ def test_every_public_name_resolves():
   assert salx.get_method("delu") is salx.DELU
 
 
+@pytest.mark.slow
 def test_import_salx_is_light():
   code = "import sys, salx; print('jax' in sys.modules, 'tensorflow' in sys.modules)"
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

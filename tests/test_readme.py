@@ -5,6 +5,7 @@ import pathlib
 import re
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,7 @@ def test_library_snippet_runs():
   assert set(namespace["predictions"]) >= {"results"}
 
 
+@pytest.mark.slow
 def test_readme_names_the_two_commands():
   readme = _readme()
   assert ("python3 -m venv .venv && .venv/bin/pip install -q -e '.[train]' && "

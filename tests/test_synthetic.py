@@ -159,6 +159,7 @@ def test_empty_existing_folder_is_filled(tmp_path):
   assert layouts.detect_layout(path) == "sal"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_cli_writes_the_layout(tmp_path, layout, capsys):
   out = tmp_path / "data"
@@ -174,6 +175,7 @@ def test_cli_writes_the_layout(tmp_path, layout, capsys):
   assert record.features.shape[1] == 2048 and 20 <= record.num_snippets <= 30
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_bad_spec(tmp_path, capsys):
   status = synthetic.main(["--out", str(tmp_path / "x"), "--feature_dim", "7"])
   assert status == 2
@@ -199,6 +201,7 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path, monkeypatch, capsys, a
   assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_cli_copy_of_a_missing_annotation_file_names_it(tmp_path, capsys):
   missing = tmp_path / "nowhere" / "gt.json"
   status = synthetic.main(["--out", str(tmp_path / "x"), "--annotations", str(missing)])
@@ -207,6 +210,7 @@ def test_cli_copy_of_a_missing_annotation_file_names_it(tmp_path, capsys):
   assert len(err.splitlines()) == 1 and str(missing) in err
 
 
+@pytest.mark.slow
 def test_cli_help_lists_every_flag_and_exits_0(capsys):
   assert synthetic.main(["--help"]) == 0
   text = capsys.readouterr().out
@@ -237,6 +241,7 @@ def test_cli_every_flag_has_a_description():
     assert len(text.split()) >= 4 and not text.startswith("SyntheticSpec"), (name, text)
 
 
+@pytest.mark.slow
 def test_cli_defaults_are_the_demo_configs_generator_settings(tmp_path, monkeypatch,
                                                               capsys):
   import configs.synthetic  # pylint: disable=g-import-not-at-top
@@ -278,6 +283,7 @@ def test_generation_shows_a_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys
   assert "writing sal" not in terminal.getvalue()
 
 
+@pytest.mark.slow
 def test_cli_runs_as_a_module_and_defines_no_global_flags(tmp_path):
   """`python -m` works; importing the command leaves absl's global flags alone."""
   env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -302,6 +308,7 @@ def test_spec_checks_its_fields(changes):
     synthesis.SyntheticSpec(**changes)
 
 
+@pytest.mark.slow
 def test_cli_copies_real_annotations(tmp_path):
   out = tmp_path / "thumos"
   status = synthetic.main([

@@ -36,6 +36,7 @@ def _config(name):
           "activitynet13": configs.activitynet13}[name].get_config()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_activitynet_config_trains_and_evaluates_at_050_095(name, tmp_path):
   case = CASES[name]

@@ -55,6 +55,7 @@ def test_a_damaged_feature_pickle_is_read_once(folder, monkeypatch):
   assert not source.features_loaded
 
 
+@pytest.mark.slow
 def test_the_validator_reports_a_damaged_feature_pickle_once(folder, capsys):
   path = _damage_features(folder)
   assert check.main(["--dataset", "thumos14", "--data_dir", str(folder)]) == 1
@@ -100,6 +101,7 @@ def test_a_mistyped_annotation_value_names_file_video_and_field(folder, field, i
   assert error.value.path == path
 
 
+@pytest.mark.slow
 def test_a_non_numeric_segment_is_one_problem_line_not_a_traceback(folder, capsys):
   path = _replace(folder, "segments", 1, [[1.0, "three"]])
   assert check.main(["--dataset", "thumos14", "--data_dir", str(folder)]) == 1
@@ -110,6 +112,7 @@ def test_a_non_numeric_segment_is_one_problem_line_not_a_traceback(folder, capsy
   assert captured.err == ""
 
 
+@pytest.mark.slow
 def test_a_crafted_annotation_file_allocates_nothing_and_is_one_problem(folder, capsys):
   # 128 bytes of header announce a billion elements; the file holds a few bytes.
   path = folder / ANNOTATIONS / "labels.npy"

@@ -99,6 +99,7 @@ def test_whole_videos_are_grouped_by_length_into_few_shapes():
 # ------------------------------------------------------------------ the command
 
 
+@pytest.mark.slow
 def test_help_lists_the_flags(capsys):
   assert detect_cmd.main(["--help"]) == 0
   out = capsys.readouterr().out
@@ -124,6 +125,7 @@ def test_bad_flags_exit_2_with_one_line(args, named, capsys):
   assert len(err) == 1 and named in err[0] and "Traceback" not in err[0]
 
 
+@pytest.mark.slow
 def test_a_workdir_without_a_run_exits_2(tmp_path, capsys):
   _save(tmp_path / "v.npy", np.ones((4, 64), np.float32))
   assert detect_cmd.main([f"--workdir={tmp_path}", f"--features={tmp_path}",

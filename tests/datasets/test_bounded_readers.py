@@ -190,6 +190,7 @@ def test_an_empty_wtalc_subset_is_refused(tmp_path, capsys):
   assert _one_line_refusal(tmp_path, capsys, path).endswith("the test split lists no video")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", [[], ["--layout", "sal"]])
 def test_a_data_dir_that_is_a_regular_file_is_named_as_such(tmp_path, capsys, layout):
   path = tmp_path / "data"
@@ -284,6 +285,7 @@ def test_malformed_json_is_one_line(tmp_path):
     json_limits.load_json(tmp_path / "absent.json")
 
 
+@pytest.mark.slow
 def test_evaluation_loaders_refuse_deep_json(tmp_path, capsys):
   deep_gt = tmp_path / "gt.json"
   deep_gt.write_text(_deep())

@@ -200,6 +200,7 @@ def test_bad_flags_and_folders_exit_2_with_one_line(args, named, capsys):
   assert len(err) == 1 and named in err[0] and "Traceback" not in err[0]
 
 
+@pytest.mark.slow
 def test_the_output_must_lie_outside_the_data_folder(originals, capsys):
   assert convert.main(["--dataset=thumos14", "--to=acmnet",
                        f"--data_dir={originals['sal']}",
@@ -207,6 +208,7 @@ def test_the_output_must_lie_outside_the_data_folder(originals, capsys):
   assert "outside the data folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_what_a_layout_cannot_hold_is_named(originals, tmp_path, capsys):
   """A W-TALC video label without an instance has no place in gt.json."""
   w = tmp_path / "w"

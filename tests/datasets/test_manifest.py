@@ -115,6 +115,7 @@ def test_a_manifest_inside_the_folder_leaves_itself_out(folder, capsys):
   assert _compare(folder, path, capsys, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content, says", [
     (None, "manifest not found"),
     ("{not json", "unreadable manifest"),
@@ -131,6 +132,7 @@ def test_an_unusable_manifest_exits_2_with_one_line(folder, tmp_path, capsys, co
   assert len(err) == 1 and says in err[0] and str(path) in err[0]
 
 
+@pytest.mark.slow
 def test_both_manifest_flags_or_an_unopenable_folder_exit_2(folder, tmp_path, capsys):
   assert check.main(["--dataset=thumos14", f"--data_dir={folder}",
                      "--manifest=a.json", "--write_manifest=b.json"]) == 2
