@@ -82,6 +82,7 @@ class Drill:
   expect: str = "refused"
   exit_code: int = 0
   interrupt_after: Optional[float] = None
+  timeout: float = TIMEOUT_S
 
 
 @dataclasses.dataclass
@@ -356,6 +357,103 @@ def _make_clean_evaluate(folder):
   return Setup(_evaluate(gt, predictions), None, check)
 
 
+# ---------------------------------------------------------------------------
+# Runs: python -m salx.main on configs/tiny.py (its synthetic data made first).
+
+RUN_TIMEOUT_S = 900
+
+
+def _tiny_data(folder: str) -> str:
+  """The tiny synthetic dataset of configs/tiny.py at `folder`/data."""
+  import configs.tiny  # pylint: disable=g-import-not-at-top
+  from salx.app import data as data_lib  # pylint: disable=g-import-not-at-top
+  config = configs.tiny.get_config()
+  config.data_dir = os.path.join(folder, "data")
+  data_lib.open_data(config)
+  return config.data_dir
+
+
+def _main(folder: str, data: str, *flags: str) -> List[str]:
+  return ["-m", "salx.main", f"--config={ROOT}/configs/tiny.py",
+          f"--workdir={os.path.join(folder, 'run')}", f"--config.data_dir={data}",
+          *flags]
+
+
+def _train_first(folder: str, data: str, *flags: str) -> None:
+  """A finished (or checkpointed) tiny run in `folder`/run, before the drill."""
+  subprocess.run([sys.executable, *_main(folder, data, *flags)], cwd=folder, check=True,
+                 capture_output=True, env={**os.environ, "PYTHONPATH": ROOT})
+
+
+def _make_seed_overflow(folder):
+  data = _tiny_data(folder)
+  return Setup(_main(folder, data, "--config.seed=99999999999999999999"), "config.seed")
+
+
+def _make_batch_of_one(folder):
+  data = _tiny_data(folder)
+  return Setup(_main(folder, data, "--config.batch_size=1"), "config.batch_size")
+
+
+def _make_foreign_init_checkpoint(folder):
+  data = _tiny_data(folder)
+  path = os.path.join(folder, "other_model.pth")
+  from salx.core import torch_writer  # pylint: disable=g-import-not-at-top
+  torch_writer.write_torch_file({"layer.weight": np.zeros((2, 2), np.float32)}, path)
+  return Setup(_main(folder, data, f"--config.init_checkpoint={path}"), path)
+
+
+def _make_huge_eval_batch(folder):
+  data = _tiny_data(folder)
+
+  def check(outcome):
+    return None if "AVG(0.1:0.7)" in outcome.stdout else "no report table"
+  return Setup(_main(folder, data, "--config.eval_batch_size=100000",
+                     "--config.num_steps=2", "--config.eval_untrained=False"), None, check)
+
+
+def _make_ctrl_c(folder):
+  data = _tiny_data(folder)
+
+  def check(outcome):
+    lines = [l for l in outcome.stderr_lines if l.startswith("salx:")]
+    return (None if len(lines) == 1 and "run the same command" in lines[0]
+            else f"not one line saying how to resume: {lines}")
+  return Setup(_main(folder, data, "--config.num_steps=1000000"), None, check)
+
+
+def _make_torn_best(folder):
+  data = _tiny_data(folder)
+  _train_first(folder, data, "--config.num_steps=20")
+  best = os.path.join(folder, "run", "best")
+  step = next(n for n in os.listdir(best) if n.isdigit())
+  metrics = os.path.join(best, step, "metrics", "metrics")
+  with open(metrics, encoding="utf-8") as f:
+    text = f.read()
+  _write(metrics, text[:len(text) // 2])
+
+  def check(outcome):
+    return (None if "is damaged" in outcome.stderr and "AVG(0.1:0.7)" in outcome.stdout
+            else "the torn folder is not named, or the run did not finish")
+  return Setup(_main(folder, data), None, check)
+
+
+def _make_same_command_resume(folder):
+  data = _tiny_data(folder)
+  _train_first(folder, data)
+
+  def check(outcome):
+    return None if "differs" not in outcome.stderr else "warned that the config differs"
+  return Setup(_main(folder, data), None, check)
+
+
+def _make_deep_metrics_visualize(folder):
+  run = os.path.join(folder, "run")
+  os.makedirs(run)
+  path = _write(os.path.join(run, "metrics.json"), deep_json())
+  return Setup(["-m", "salx.visualize", f"--workdir={run}"], path)
+
+
 DRILLS: List[Drill] = [
     Drill("torch_zip_shared_lists", _make_torch_zip),
     Drill("torch_legacy_shared_lists", _make_torch_legacy),
@@ -373,6 +471,18 @@ DRILLS: List[Drill] = [
     Drill("nan_features_named", _make_nan_features, "result", exit_code=1),
     Drill("clean_folder_checks", _make_clean_folder, "result"),
     Drill("clean_evaluation", _make_clean_evaluate, "result"),
+    Drill("run_seed_overflow", _make_seed_overflow, timeout=RUN_TIMEOUT_S),
+    Drill("run_batch_of_one", _make_batch_of_one, timeout=RUN_TIMEOUT_S),
+    Drill("run_foreign_init_checkpoint", _make_foreign_init_checkpoint,
+          timeout=RUN_TIMEOUT_S),
+    Drill("run_huge_eval_batch", _make_huge_eval_batch, "result", timeout=RUN_TIMEOUT_S),
+    Drill("run_ctrl_c", _make_ctrl_c, "interrupted", interrupt_after=45.0,
+          timeout=RUN_TIMEOUT_S),
+    Drill("run_torn_best_checkpoint", _make_torn_best, "result", timeout=RUN_TIMEOUT_S),
+    Drill("run_same_command_resume_is_silent", _make_same_command_resume, "result",
+          timeout=RUN_TIMEOUT_S),
+    Drill("visualize_deep_metrics_json", _make_deep_metrics_visualize,
+          timeout=RUN_TIMEOUT_S),
 ]
 
 
@@ -437,7 +547,7 @@ def judge(drill: Drill, setup: Setup, outcome: Outcome) -> List[str]:
   """What is wrong with `outcome` (empty when the drill is clean)."""
   wrong = []
   if outcome.timed_out:
-    wrong.append(f"killed after {TIMEOUT_S} s")
+    wrong.append(f"killed after {drill.timeout:g} s")
   if drill.expect == "refused":
     if outcome.exit_code != 2:
       wrong.append(f"exit {outcome.exit_code}, not 2")
@@ -470,7 +580,8 @@ def run_drill(drill: Drill, folder: str):
   """(setup, outcome, what is wrong) of `drill`, its inputs built in `folder`."""
   os.makedirs(folder, exist_ok=True)
   setup = drill.make(folder)
-  outcome = run_command(setup.argv, folder, interrupt_after=drill.interrupt_after)
+  outcome = run_command(setup.argv, folder, timeout=drill.timeout,
+                        interrupt_after=drill.interrupt_after)
   return setup, outcome, judge(drill, setup, outcome)
 
 

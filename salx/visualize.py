@@ -56,6 +56,13 @@ def run(workdir: str, out: str, split: str, video, top_per_class: int,
   what = f"video {video}" if video else f"the {split} split"
   progress_bar.note(f"{PROG}: restoring the run in {workdir} and running its model "
                     f"on {what}...")
+  # The run's record is read first, bounded, before the libraries a drawing needs.
+  from salx.postprocess import json_limits  # pylint: disable=g-import-not-at-top
+  if os.path.isfile(os.path.join(workdir, "metrics.json")):
+    try:
+      json_limits.load_json(os.path.join(workdir, "metrics.json"))
+    except (OSError, ValueError) as e:
+      return cli.command_error(PROG, e)
   # Imported here so that --help answers at once.
   cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
   from salx.app import pictures  # pylint: disable=g-import-not-at-top

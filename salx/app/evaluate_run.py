@@ -29,19 +29,6 @@ from salx.core import sharding
 from salx.postprocess import json_limits
 
 
-def shape_differences(loaded: Any, template: Any) -> list:
-  flat_loaded = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
-  out = []
-  for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
-    name = "/".join(str(getattr(k, "key", k)) for k in path)
-    got = flat_loaded.get(path)
-    if got is None:
-      out.append(f"{name}: missing in the checkpoint")
-    elif tuple(np.shape(got)) != tuple(leaf.shape):
-      out.append(f"{name}: checkpoint {list(np.shape(got))}, config {list(leaf.shape)}")
-  return out
-
-
 def _members_of_run(path: str) -> int:
   """How many members the salx run in `path` trained (its metrics.json), else 1."""
   try:
@@ -87,7 +74,7 @@ def load_init_params(method, path: str, template: Any, mesh, keep: int = 2
     raise ConfigError(f"config.init_checkpoint: {path} is a file, but the "
                       f"{method.name} method reads no authors' checkpoint files; give "
                       "a salx run folder")
-  differences = sorted(shape_differences(params, template),
+  differences = sorted(preflight.shape_differences(params, template),
                        key=lambda d: not d.startswith("fc1/"))   # FC1 holds H^3.
   if differences:
     more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
