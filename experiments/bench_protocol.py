@@ -106,11 +106,11 @@ def make_config(args, data_dir: str, num_steps: int):
   num_train = len(layouts.open_source(data_dir, "thumos14", "sal",
                                       feature_dim=args.feature_dim).video_names("train"))
   config.update(dict(
-      data_dir=data_dir, layout="sal", feature_dim=args.feature_dim,
-      hidden_dim=args.hidden_dim, num_segments=args.num_segments, num_steps=num_steps,
+      data_dir=data_dir, layout="sal", feature_dim=args.feature_dim, num_steps=num_steps,
       num_seeds=args.num_seeds, eval_workers=args.eval_workers,
       compute_dtype=args.dtype, seed=args.seed,
       eval_start_step=max(1, num_train // config.batch_size)))
+  config.sal.update(hidden_dim=args.hidden_dim, num_segments=args.num_segments)
   return config
 
 

@@ -88,6 +88,8 @@ def tiny_config(data_dir, **overrides):
   config = configs.tiny.get_config()
   config.data_dir = str(data_dir)
   method_overrides = overrides.pop(config.method, None)
+  unknown = set(overrides) - set(config.keys())
+  assert not unknown, f"not run fields of the config: {sorted(unknown)}"
   config.update(overrides)
   if method_overrides:
     config[config.method].update(method_overrides)

@@ -41,7 +41,9 @@ def test_a_part_of_the_protocol_through_the_trainer_prints_its_line(tmp_path, ca
   for key in ("last", "best"):
     mean = metrics["summary"][key]["average_mAP"]["mean"]
     assert float(fields[f"{key}_avg_map"]) == pytest.approx(mean, abs=1e-4)
-  assert (workdir / "report.txt").read_text().strip() in out
+  # The printed table heads report.txt (which adds the members' table per tIoU).
+  printed, per_tiou = (workdir / "report.txt").read_text().strip().split("\n\n", 1)
+  assert printed in out and "last step: std (n=2)" in per_tiou
 
 
 def test_the_full_schedule_counts_the_trainers_evaluations():

@@ -20,9 +20,10 @@ def _dims():
 
 def _config(data_dir, checkpoint, **overrides):
   dims = _dims()
-  config = tiny_config(data_dir, **dict(dict(
-      feature_dim=dims["feature_dim"], hidden_dim=dims["hidden_dim"],
-      num_segments=dims["num_segments"], num_steps=10, eval_every=10,
+  sal = dict(hidden_dim=dims["hidden_dim"], num_segments=dims["num_segments"])
+  sal.update(overrides.pop("sal", {}))
+  config = tiny_config(data_dir, sal=sal, **dict(dict(
+      feature_dim=dims["feature_dim"], num_steps=10, eval_every=10,
       checkpoint_every=10, init_checkpoint=str(checkpoint)), **overrides))
   config.synthetic.update(num_classes=dims["num_classes"], num_train=20, num_test=6,
                           min_length=40, max_length=80)
@@ -52,7 +53,7 @@ def test_official_checkpoint_is_scored_by_evaluate_mode(tmp_path, capsys, thumos
 
 def test_official_checkpoint_of_other_dims_is_one_line(tmp_path, capsys, thumos_file):
   h = _dims()["hidden_dim"]
-  config = _config(tmp_path / "data", thumos_file, hidden_dim=2 * h)
+  config = _config(tmp_path / "data", thumos_file, sal={"hidden_dim": 2 * h})
   assert main.run(config, str(tmp_path / "w"), mode="evaluate") == main.EXIT_BAD_INPUT
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "does not fit the config" in err

@@ -107,7 +107,8 @@ def _check_init_checkpoint(config, method, hp, num_classes: int) -> None:
       lambda key: method.init_params(model, hp, key,
                                      (2, method.num_segments(hp), config.feature_dim)),
       jax.random.key(0))
-  differences = shape_differences(params, template)
+  differences = sorted(shape_differences(params, template),
+                       key=lambda d: "fc1/" not in d)   # SAL's FC1 holds H^3: first.
   if differences:
     more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
     raise ConfigError(f"config.init_checkpoint: {path} does not fit the config: "
