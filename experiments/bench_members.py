@@ -59,9 +59,9 @@ NUM_CLASSES = 20
 def make_config(args, num_members: int = 1):
   """configs/thumos.py at the flags' sizes with `num_members` seeds."""
   config = configs.thumos.get_config()
-  config.update(dict(feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
-                     num_segments=args.num_segments, batch_size=args.batch_size,
+  config.update(dict(feature_dim=args.feature_dim, batch_size=args.batch_size,
                      compute_dtype=args.dtype, num_seeds=num_members))
+  config.sal.update(dict(hidden_dim=args.hidden_dim, num_segments=args.num_segments))
   run_config.check_config(config)
   return config
 
@@ -73,7 +73,7 @@ class Members:
   state: Any
   batch: Dict[str, jax.Array]
   keys: jax.Array
-  hparams: Dict[str, jax.Array]
+  hparams: Any
   step_fn: Callable[..., Any]
 
   def step(self):
@@ -91,18 +91,19 @@ def members_batch(args, seeds, mesh) -> Dict[str, jax.Array]:
 
 
 def first_member(args):
-  """(one member initialised by the trainer's `init_members`, its model, variant)."""
+  """(one member initialised by the trainer's `init_members`, its model, its method)."""
   config = make_config(args)
-  variant = run_config.make_variant(config)
-  model = run_config.make_model(config, NUM_CLASSES, variant)
+  method = run_config.method_of(config)
+  hp = run_config.make_hparams(config)
+  model = run_config.make_model(config, NUM_CLASSES, method, hp)
   mesh = sharding.make_mesh(num_members=1)
   state, keys, hparams = members_lib.init_members(
-      model, variant, config, members_lib.members_of(config), mesh)
-  step_fn = sharding.jit_members_step(core_members.make_members_step(model, variant), mesh)
-  return Members(state, members_batch(args, [0], mesh), keys, hparams, step_fn), model, variant
+      method, model, config, members_lib.members_of(config), mesh)
+  step_fn = sharding.jit_members_step(core_members.make_members_step(method, model), mesh)
+  return Members(state, members_batch(args, [0], mesh), keys, hparams, step_fn), model, method
 
 
-def repeated(args, first, model, variant, seeds, step_fn=None) -> Members:
+def repeated(args, first, model, method, seeds, step_fn=None) -> Members:
   """len(seeds) members starting from copies of the one member `first` (the time of a
   step does not depend on the values), each with its own batch and dropout key, and
   their step (`step_fn`, when given, of the same sizes, is reused)."""
@@ -115,7 +116,7 @@ def repeated(args, first, model, variant, seeds, step_fn=None) -> Members:
           (first.state, first.hparams))
   keys = jax.device_put(jnp.stack([jax.random.key(seed) for seed in seeds]), member)
   step_fn = step_fn or sharding.jit_members_step(
-      core_members.make_members_step(model, variant), mesh)
+      core_members.make_members_step(method, model), mesh)
   return Members(copies[0], members_batch(args, seeds, mesh), keys, copies[1], step_fn)
 
 
@@ -137,14 +138,14 @@ def check_finite(metrics) -> None:
     raise RuntimeError(f"non-finite loss {loss}")
 
 
-def bench(args, num_members: int, first: Members, model, variant) -> str:
+def bench(args, num_members: int, first: Members, model, method) -> str:
   """The result line of K = `num_members`."""
   seeds = list(range(num_members))
   together = (first if num_members == 1 else
-              repeated(args, first, model, variant, seeds))
+              repeated(args, first, model, method, seeds))
   together_ms = median_ms(together.step, args.steps, args.warmup)
   check_finite(together.step())
-  separate = [repeated(args, first, model, variant, [seed], first.step_fn)
+  separate = [repeated(args, first, model, method, [seed], first.step_fn)
               for seed in seeds]
   separate_ms = median_ms(lambda: [m.step() for m in separate], args.steps, args.warmup)
   for member in separate:
@@ -190,9 +191,9 @@ def main(argv=None) -> int:
         f"segments={args.num_segments} batch={args.batch_size} classes={NUM_CLASSES} "
         f"devices={jax.local_device_count()} backend={jax.default_backend()} "
         f"dtype={args.dtype} steps={args.steps}", flush=True)
-  first, model, variant = first_member(args)
+  first, model, method = first_member(args)
   for k in args.members:
-    print(bench(args, k, first, model, variant), flush=True)
+    print(bench(args, k, first, model, method), flush=True)
   return 0
 
 

@@ -28,7 +28,7 @@ import threading
 from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIERS = ("core", "postprocess", "datasets", "app")
+TIERS = ("core", "methods", "postprocess", "datasets", "app")
 # Its checks read every snippet unmutated, so it fails in any mutated copy.
 SELF_TEST = "tests/test_mutation_check.py"
 _EXCLUDED_TOP = (".git", ".venv")
@@ -51,7 +51,7 @@ class Mutation(NamedTuple):
 
   @property
   def tier(self) -> str:
-    """'core', 'postprocess', 'datasets' or 'app' (salx/<tier>/...)."""
+    """'core', 'methods', 'postprocess', 'datasets' or 'app' (salx/<tier>/...)."""
     return self.file.split("/")[1]
 
 
@@ -69,42 +69,43 @@ _WTALC = "mutation_gaps::test_wtalc_subsets_map_to_their_splits"
 
 # Snippets in salx/app/train.py and salx/app/evaluator.py were chosen to outlast edits.
 MUTATIONS: Tuple[Mutation, ...] = (
-    # salx/core
-    _m("thumos_pseudo_topk_extra", "core/variants.py", "    pseudo_topk_extra=17,",
+    # salx/methods (SAL)
+    _m("thumos_pseudo_topk_extra", "methods/sal/hparams.py", "    pseudo_topk_extra=17,",
        "    pseudo_topk_extra=16,", "shipped_settings", _LOSSES),
-    _m("activitynet_mask_var_factor", "core/variants.py", "    mask_var_factor=6.0,",
+    _m("activitynet_mask_var_factor", "methods/sal/hparams.py", "    mask_var_factor=6.0,",
        "    mask_var_factor=5.0,", "shipped_settings", _LOSSES),
-    _m("thumos_beta", "core/variants.py", "    beta=0.35,", "    beta=0.4,",
+    _m("thumos_beta", "methods/sal/hparams.py", "    beta=0.35,", "    beta=0.4,",
        "shipped_settings", "parity_localization"),
-    _m("default_outer_lambda", "core/variants.py", "  outer_lambda: float = 0.2",
+    _m("default_outer_lambda", "methods/sal/hparams.py", "  outer_lambda: float = 0.2",
        "  outer_lambda: float = 0.25", "shipped_settings", "parity_localization"),
-    _m("gce_negatives_subtracted", "core/losses.py", "return jnp.mean(pos) + jnp.mean(neg)",
+    _m("gce_negatives_subtracted", "methods/sal/losses.py", "return jnp.mean(pos) + jnp.mean(neg)",
        "return jnp.mean(pos) - jnp.mean(neg)", "losses", _LOSSES),
-    _m("uniform_kl_sign", "core/losses.py", "(log_u - jax.nn.log_softmax(logits, axis=-1))",
+    _m("uniform_kl_sign", "methods/sal/losses.py", "(log_u - jax.nn.log_softmax(logits, axis=-1))",
        "(log_u + jax.nn.log_softmax(logits, axis=-1))", "losses", _LOSSES),
-    _m("mix_term_weighted_by_act", "core/losses.py", '+ weights.mix * terms["mix"])',
+    _m("mix_term_weighted_by_act", "methods/sal/losses.py", '+ weights.mix * terms["mix"])',
        '+ weights.act * terms["mix"])', "losses", _LOSSES,
        "mutation_gaps::test_each_loss_weight_scales_its_own_term_only"),
-    _m("mix_label_union_becomes_intersection", "core/pseudo_labels.py",
+    _m("mix_label_union_becomes_intersection", "methods/sal/pseudo_labels.py",
        "(g + roll_batch(g) >= 1)", "(g + roll_batch(g) >= 2)", "losses"),
-    _m("mask_variance_biased", "core/pseudo_labels.py", "jnp.var(top_prob, ddof=1)",
+    _m("mask_variance_biased", "methods/sal/pseudo_labels.py", "jnp.var(top_prob, ddof=1)",
        "jnp.var(top_prob, ddof=0)", "losses", _LOSSES),
-    _m("mask_penalises_above_mean", "core/pseudo_labels.py",
+    _m("mask_penalises_above_mean", "methods/sal/pseudo_labels.py",
        "jnp.minimum(top_prob - mu, 0.0)", "jnp.maximum(top_prob - mu, 0.0)", "losses"),
-    _m("confidence_gate_third", "core/pseudo_labels.py", "(confidence, num_segments // 2)",
+    _m("confidence_gate_third", "methods/sal/pseudo_labels.py", "(confidence, num_segments // 2)",
        "(confidence, num_segments // 3)", "losses", _LOSSES),
-    _m("cas_bg_not_complemented", "core/model.py", "cas_bg = cas * (1.0 - a)[..., None]",
+    _m("cas_bg_not_complemented", "methods/sal/model.py", "cas_bg = cas * (1.0 - a)[..., None]",
        "cas_bg = cas * a[..., None]", "model", _OUTPUTS),
-    _m("mix_branch_bias_twice", "core/model.py", "pre + roll_batch(pre) - bias",
+    _m("mix_branch_bias_twice", "methods/sal/model.py", "pre + roll_batch(pre) - bias",
        "pre + roll_batch(pre)", _OUTPUTS),
-    _m("mixup_roll_direction", "core/model.py", "return jnp.roll(z, 1, axis=0)",
+    _m("mixup_roll_direction", "methods/sal/model.py", "return jnp.roll(z, 1, axis=0)",
        "return jnp.roll(z, -1, axis=0)", "losses", _OUTPUTS),
-    _m("fused_actionness_streams_swapped", "core/model.py",
+    _m("fused_actionness_streams_swapped", "methods/sal/model.py",
        "(1.0 - rgb_weight) * action_flow + rgb_weight * action_rgb",
        "(1.0 - rgb_weight) * action_rgb + rgb_weight * action_flow", "losses", _OUTPUTS),
-    _m("mask_statistics_not_written_back", "core/train_step.py",
-       "apply_gradients(grads=grads, mask_state=mask_state)",
-       "apply_gradients(grads=grads)",
+    # salx/core
+    _m("method_state_not_written_back", "core/train_step.py",
+       "opt_state=opt_state,\n                              method_state=method_state)",
+       "opt_state=opt_state,\n                              method_state=state.method_state)",
        "learning::test_mask_statistics_carried_in_the_state_are_the_running_ema"),
     _m("decoupled_weight_decay", "core/train_step.py",
        "    return optax.chain(optax.add_decayed_weights(weight_decay),\n"
@@ -183,11 +184,13 @@ MUTATIONS: Tuple[Mutation, ...] = (
        "if False:", "configs",
        "mutation_gaps::test_an_odd_feature_dim_is_refused_naming_the_field"),
     _m("activitynet_keep_all_check_removed", "app/run_config.py",
-       'if variant.sampling == "activitynet" and not config.eval_keep_all_if_shorter:',
+       'if getattr(hp, "sampling", None) == "activitynet" and not '
+       "config.eval_keep_all_if_shorter:",
        "if False:", "configs",
        "mutation_gaps::test_activitynet_sampling_requires_keeping_short_test_videos_whole"),
-    _m("variant_name_check_removed", "app/run_config.py",
-       "if config.sal.name != config.variant:", "if False:", "configs"),
+    # The config check of T against the largest top-k, now the method's own.
+    _m("largest_topk_check_removed", "methods/sal/method.py",
+       "    if largest > hp.num_segments:", "    if False:", "configs", "main_errors"),
 )
 
 

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import arrays
 from salx.postprocess import localization
 from salx.postprocess import scores
@@ -48,7 +48,7 @@ def load(inputs_name, expected_name, fixture_file):
     return inputs, json.load(f)
 
 
-def variant_from_config(config: dict, base: variants.Variant) -> variants.Variant:
+def variant_from_config(config: dict, base: sal_hparams.SALHparams) -> sal_hparams.SALHparams:
   """`base` with every inference setting the fixture's config names taken from it."""
   unknown = set(config) - set(_VARIANT_FIELDS) - _OTHER_KEYS
   assert not unknown, f"fixture config keys this test does not read: {sorted(unknown)}"
@@ -57,7 +57,7 @@ def variant_from_config(config: dict, base: variants.Variant) -> variants.Varian
                          if key in config})
 
 
-def assert_shipped_agrees(config: dict, shipped: variants.Variant) -> None:
+def assert_shipped_agrees(config: dict, shipped: sal_hparams.SALHparams) -> None:
   """The shipped variant has the fixture's value of every setting both name."""
   for key, (field, convert) in _VARIANT_FIELDS.items():
     if key in config:

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from salx.core import sharding
-from salx.core import variants
-from salx.core.model import SAL
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.method import SAL_METHOD
 from salx.core.train_step import create_train_state, make_train_step
 
 NUM_STEPS, T, D, H, C = 3, 40, 48, 16, 5
@@ -21,15 +21,15 @@ NUM_STEPS, T, D, H, C = 3, 40, 48, 16, 5
 
 def main(out_path: str, global_batch_size: int = 8) -> None:
   sharding.initialize_distributed()
-  variant = variants.THUMOS14.replace(num_segments=T)
-  model = SAL(num_classes=C, feature_dim=D, hidden_dim=H, encoder_kernel=3,
-              rgb_weight=variant.rgb_weight)
+  variant = sal_hparams.THUMOS14.replace(num_segments=T, hidden_dim=H)
+  model = SAL_METHOD.build_model(variant, num_classes=C, feature_dim=D)
   mesh = sharding.make_mesh()
   per_host = sharding.local_batch_size(global_batch_size, mesh)
-  state = create_train_state(model, variant, jax.random.key(0),
+  state = create_train_state(SAL_METHOD, model, variant, jax.random.key(0),
                              input_shape=(2, T, D))
   state = sharding.replicate(state, mesh)
-  step = sharding.jit_train_step(make_train_step(model, variant), mesh)
+  step = sharding.jit_train_step(
+      make_train_step(SAL_METHOD, model), mesh)
   rng = jax.random.key(1)
   data_rng = np.random.default_rng(0)
   losses = []
@@ -40,7 +40,7 @@ def main(out_path: str, global_batch_size: int = 8) -> None:
     rows = slice(jax.process_index() * per_host, (jax.process_index() + 1) * per_host)
     batch = sharding.global_batch({"features": features[rows], "labels": labels[rows]},
                                   mesh)
-    state, metrics = step(state, batch, rng)
+    state, metrics = step(state, batch, rng, variant)
     losses.append(float(metrics["loss"]))
   if jax.process_index() == 0:
     flat = {"/".join(str(getattr(k, "key", k)) for k in path): np.asarray(v)

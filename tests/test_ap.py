@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as gt_lib
 from salx.postprocess import localization
@@ -161,10 +161,10 @@ def test_localized_detections_evaluate_as_their_json():
   logits = rng.normal(size=(4, c))
   logits[np.arange(4), np.arange(4) % c] += 4
   out = localization.localize(cas, flow, flow, logits, lengths, lengths,
-                              variants.THUMOS14, video_names=list(database),
+                              sal_hparams.THUMOS14, video_names=list(database),
                               class_names=list("abc"))
   gt = gt_lib.load_ground_truth({"database": database})
-  th = variants.THUMOS14.tiou_thresholds
+  th = sal_hparams.THUMOS14.tiou_thresholds
   direct = ap.evaluate_detections(gt, out.detections, th)
   via_json = ap.evaluate_detections(gt, Detections.from_json(out.detections.to_json()), th)
   np.testing.assert_array_equal(direct.mAP, via_json.mAP)
@@ -175,7 +175,7 @@ def test_named_averages_thumos_and_activitynet():
   th = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
   avg = ap.named_averages(th, np.arange(7.0))
   assert avg == {"AVG(0.1:0.5)": 2.0, "AVG(0.3:0.7)": 4.0, "AVG(0.1:0.7)": 3.0}
-  anet = variants.ACTIVITYNET.tiou_thresholds
+  anet = sal_hparams.ACTIVITYNET.tiou_thresholds
   assert ap.named_averages(anet, np.arange(10.0)) == {"AVG(0.5:0.95)": 4.5}
 
 

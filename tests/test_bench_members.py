@@ -32,12 +32,12 @@ def test_tiny_run_prints_the_sizes_and_one_line_per_k(capsys):
 
 def test_copies_of_one_member_are_new_buffers_with_their_own_batches():
   args = bench_members.parse_args(TINY + ["--members=3"])
-  first, model, variant = bench_members.first_member(args)
-  three = bench_members.repeated(args, first, model, variant, [0, 1, 2])
+  first, model, method = bench_members.first_member(args)
+  three = bench_members.repeated(args, first, model, method, [0, 1, 2])
   assert three.batch["features"].shape == (3, 2, 32, 64)
   assert three.batch["features"][0].tolist() == first.batch["features"][0].tolist()
   assert three.batch["features"][1].tolist() != three.batch["features"][0].tolist()
-  one = bench_members.repeated(args, first, model, variant, [0], first.step_fn)
+  one = bench_members.repeated(args, first, model, method, [0], first.step_fn)
   kernel = one.state.params["fc"]["kernel"]
   assert kernel.shape == first.state.params["fc"]["kernel"].shape
   assert kernel.unsafe_buffer_pointer() != (
@@ -48,7 +48,7 @@ def test_copies_of_one_member_are_new_buffers_with_their_own_batches():
     ("--members=1,x", "--members must be comma-separated integers"),
     ("--members=0", "--members must be positive"),
     ("--steps=0", "--steps must be at least 1"),
-    ("--num_segments=4", "config.num_segments = 4 is smaller than the largest top-k"),
+    ("--num_segments=4", "config.sal.num_segments = 4 is smaller than the largest top-k"),
 ])
 def test_bad_flags_name_themselves_and_exit_2(flag, message, capsys):
   with pytest.raises(SystemExit) as exit_info:

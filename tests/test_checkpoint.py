@@ -16,26 +16,27 @@ from orbax.checkpoint._src.path import async_path
 import pytest
 
 from salx.app import checkpoint
-from salx.core import model as model_lib
+from salx.methods.sal import model as model_lib
 from salx.core import sharding
 from salx.core import train_step
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.method import SAL_METHOD
 
-VARIANT = variants.THUMOS14.replace(num_segments=32)
+VARIANT = sal_hparams.THUMOS14.replace(num_segments=32, hidden_dim=4)
 
 
 @pytest.fixture(scope="module")
 def state():
   """A replicated TrainState of a tiny model, one step trained (Adam moments set)."""
-  model = model_lib.build_model(3, VARIANT, feature_dim=16, hidden_dim=4)
+  model = model_lib.build_model(3, VARIANT, feature_dim=16)
   mesh = sharding.make_mesh()
   state = sharding.replicate(
-      train_step.create_train_state(model, VARIANT, jax.random.key(0),
+      train_step.create_train_state(SAL_METHOD, model, VARIANT, jax.random.key(0),
                                     input_shape=(2, 32, 16)), mesh)
   batch = {"features": jax.random.normal(jax.random.key(1), (2, 32, 16)),
            "labels": jnp.eye(3)[jnp.array([0, 2])]}
-  step = jax.jit(train_step.make_train_step(model, VARIANT))
-  state, _ = step(state, batch, jax.random.key(2))
+  step = jax.jit(train_step.make_train_step(SAL_METHOD, model))
+  state, _ = step(state, batch, jax.random.key(2), VARIANT)
   return state
 
 
@@ -66,8 +67,8 @@ def test_latest_round_trip_is_exact_and_keeps_n(tmp_path, state):
   assert isinstance(restored, train_step.TrainState)
   assert _equal_trees(restored.params, state.params)
   assert _equal_trees(restored.opt_state, state.opt_state)
-  assert float(restored.mask_state.mu) == float(state.mask_state.mu)
-  assert float(restored.mask_state.var) == float(state.mask_state.var)
+  assert float(restored.method_state.mu) == float(state.method_state.mu)
+  assert float(restored.method_state.var) == float(state.method_state.var)
   assert int(restored.step) == int(state.step) == 1
   assert restored_progress["step"] == 3
   assert restored_progress["best"] == progress["best"]      # Floats exactly.
@@ -243,9 +244,10 @@ def test_checkpoint_of_another_config_names_the_differing_arrays(tmp_path):
 def test_train_state_of_another_hidden_dim(tmp_path, state):
   with checkpoint.RunCheckpoints(tmp_path) as ckpts:
     ckpts.save_latest(1, state, {"step": 1})
-  model = model_lib.build_model(3, VARIANT, feature_dim=16, hidden_dim=8)
+  hp = VARIANT.replace(hidden_dim=8)
+  model = model_lib.build_model(3, hp, feature_dim=16)
   wider = jax.eval_shape(lambda: train_step.create_train_state(
-      model, VARIANT, jax.random.key(0), input_shape=(2, 32, 16)))
+      SAL_METHOD, model, hp, jax.random.key(0), input_shape=(2, 32, 16)))
   with checkpoint.RunCheckpoints(tmp_path) as ckpts:
     with pytest.raises(checkpoint.CheckpointError) as raised:
       ckpts.restore_latest(wider)

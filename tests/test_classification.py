@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import classification
 from salx.postprocess import ground_truth as gt_lib
 from salx.postprocess import localization
@@ -27,9 +27,9 @@ def test_localized_video_below_class_thresh_counts_as_its_argmax_class():
   logits[0, 7] = 0.5
   out = localization.localize(np.zeros((1, t, c)), np.full((1, t), 0.5),
                               np.full((1, t), 0.5), logits, None, [t],
-                              variants.THUMOS14, video_names=["v"],
+                              sal_hparams.THUMOS14, video_names=["v"],
                               class_names=[str(i) for i in range(c)])
-  assert out.video_scores.max() < variants.THUMOS14.class_thresh
+  assert out.video_scores.max() < sal_hparams.THUMOS14.class_thresh
   labels = np.eye(c)[[7]]
   assert classification.classification_accuracy(out.predicted, labels) == 1.0
   assert classification.classification_accuracy(out.predicted, np.eye(c)[[3]]) == 0.0

@@ -4,21 +4,22 @@ import jax
 import numpy as np
 import pytest
 
-from salx.core import convert
-from salx.core import variants
-from salx.core.model import build_model
-from salx.core.train_step import init_params
+from salx.methods.sal import convert
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.method import SAL_METHOD
+from salx.methods.sal.model import build_model
 
 
-def _params(variant=variants.THUMOS14):
-  model = build_model(5, variant, feature_dim=48, hidden_dim=16)
-  return jax.tree_util.tree_map(np.asarray, init_params(model, jax.random.key(0),
-                                                        (2, 40, 48)))
+def _params(variant=sal_hparams.THUMOS14):
+  variant = variant.replace(hidden_dim=16)
+  model = build_model(5, variant, feature_dim=48)
+  return jax.tree_util.tree_map(np.asarray, SAL_METHOD.init_params(
+      model, variant, jax.random.key(0), (2, 40, 48)))
 
 
 def test_round_trip_thumos_and_activitynet_names():
-  for variant, encoder in ((variants.THUMOS14, "encoder.0"),
-                           (variants.ACTIVITYNET, "base_module.0")):
+  for variant, encoder in ((sal_hparams.THUMOS14, "encoder.0"),
+                           (sal_hparams.ACTIVITYNET, "base_module.0")):
     params = _params(variant)
     torch_names = convert.params_to_torch(params, encoder)
     assert torch_names[f"{encoder}.weight"].shape == (16, 48, variant.encoder_kernel)
@@ -48,8 +49,8 @@ def test_missing_and_unexpected_names_are_clear_errors():
 
 
 def test_checkpoint_dims_from_names_and_shapes():
-  for variant, encoder in ((variants.THUMOS14, "encoder.0"),
-                           (variants.ACTIVITYNET, "base_module.0")):
+  for variant, encoder in ((sal_hparams.THUMOS14, "encoder.0"),
+                           (sal_hparams.ACTIVITYNET, "base_module.0")):
     torch_names = convert.params_to_torch(_params(variant), encoder)
     dims = convert.checkpoint_dims({f"module.{k}": v for k, v in torch_names.items()})
     assert dims == convert.CheckpointDims(

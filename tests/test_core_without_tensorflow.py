@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent('''
     import importlib.util
     import os
@@ -40,31 +42,33 @@ SCRIPT = textwrap.dedent('''
 
     import jax
     import numpy as np
-    from salx.core import model as model_lib, train_step, variants
-    from salx.postprocess import ap, ground_truth, localization
+    from salx.core import train_step
+    from salx.methods.sal.method import SAL_METHOD
+    from salx.postprocess import ap, ground_truth
 
-    variant = variants.THUMOS14.replace(num_segments=32)
-    model = model_lib.build_model(num_classes=3, variant=variant, feature_dim=16,
-                                  hidden_dim=8)
-    state = train_step.create_train_state(model, variant, jax.random.key(0),
+    hp = SAL_METHOD.presets["thumos14"].replace(num_segments=32, hidden_dim=8)
+    model = SAL_METHOD.build_model(hp, num_classes=3, feature_dim=16)
+    state = train_step.create_train_state(SAL_METHOD, model, hp, jax.random.key(0),
                                           input_shape=(2, 32, 16))
-    step = jax.jit(train_step.make_train_step(model, variant))
+    step = jax.jit(train_step.make_train_step(SAL_METHOD, model))
     batch = {"features": np.random.default_rng(0).normal(size=(2, 32, 16)).astype("f4"),
              "labels": np.eye(3, dtype="f4")[[0, 2]]}
-    state, metrics = step(state, batch, jax.random.key(1))
+    state, metrics = step(state, batch, jax.random.key(1), hp)
     assert np.isfinite(float(metrics["loss"])), metrics
     print("step", int(state.step), float(metrics["loss"]))
-    out = model.apply({"params": state.params}, batch["features"])
-    localized = localization.localize(
-        out.cas, out.action_flow, out.action_rgb, out.video_logits,
-        valid_lengths=None, num_snippets=[40, 60], variant=variant,
+    forward = jax.jit(train_step.make_eval_forward(SAL_METHOD, model))
+    out = {k: np.asarray(v) for k, v in
+           forward(state.params, batch["features"], None, hp).items()}
+    localized = SAL_METHOD.localize(
+        out, None, np.asarray([40, 60]), hp,
         video_names=["a", "b"], class_names=["x", "y", "z"])
     gt = ground_truth.load_ground_truth({"database": {
         "a": {"subset": "test", "annotations": [{"label": "x", "segment": [1.0, 5.0]}]},
         "b": {"subset": "test", "annotations": [{"label": "z", "segment": [2.0, 9.0]},
                                                 {"label": "y", "segment": [3.0, 4.0]}]}}},
         "test")
-    result = ap.evaluate_detections(gt, localized.detections, variant.tiou_thresholds)
+    result = ap.evaluate_detections(gt, localized.detections,
+                                    SAL_METHOD.tiou_thresholds(hp))
     assert len(localized.detections) > 0 and 0 <= result.average_mAP <= 1
     print("detections", len(localized.detections))
     loaded = [m for m in sys.modules if m.split(".")[0] in BLOCKED]
@@ -73,6 +77,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_core_trains_a_step_with_the_app_libraries_unimportable():
   out = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
                        timeout=300)

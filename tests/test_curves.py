@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import curves
 from salx.postprocess import localization
 
@@ -60,7 +60,7 @@ def test_fast_runs_and_sums_equal_the_dense_definition(seed):
   t = int(rng.integers(2, 40))
   coarse = rng.random((4, t))
   # Values exactly on thresholds and plateaus, which stress ties.
-  thresholds = variants.THUMOS14.act_thresholds
+  thresholds = sal_hparams.THUMOS14.act_thresholds
   coarse[0, ::3] = thresholds[2]
   coarse[1, : t // 2] = 0.5
   coarse[2] = np.round(coarse[2], 1)

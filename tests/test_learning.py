@@ -12,12 +12,11 @@ import pytest
 
 from salx.app import data
 from salx.app import train
-from salx.core import losses
-from salx.core import variants
-from salx.core.model import SAL
-from salx.core.train_step import (create_train_state, init_params, make_optimizer,
-                                  make_train_step)
-from tests.test_train import tiny_config
+from salx.methods.sal import losses
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.method import SAL_METHOD
+from salx.core.train_step import create_train_state, make_train_step
+from tests.conftest import tiny_config
 
 B, T, D, H, C = 3, 48, 16, 8, 4
 LR, WD = 1e-2, 0.05   # A large decay, so coupled and decoupled decay differ clearly.
@@ -30,14 +29,14 @@ def _setup(name):
 
   Cached per variant so the tests of this file compile each step once.
   """
-  variant = variants.get_variant(name).replace(num_segments=T)
-  model = SAL(num_classes=C, feature_dim=D, hidden_dim=H,
-              encoder_kernel=variant.encoder_kernel, rgb_weight=variant.rgb_weight,
-              dropout_rate=0.0)
-  params = jax.jit(lambda key: init_params(model, key, (B, T, D)))(jax.random.key(0))
-  state = create_train_state(model, variant, None, params=params,
-                             tx=make_optimizer(LR, WD))
-  return variant, model, state, jax.jit(make_train_step(model, variant))
+  variant = sal_hparams.PRESETS[name].replace(
+      num_segments=T, hidden_dim=H, dropout_rate=0.0, learning_rate=LR, weight_decay=WD)
+  model = SAL_METHOD.build_model(variant, num_classes=C, feature_dim=D)
+  params = jax.jit(lambda key: SAL_METHOD.init_params(model, variant, key, (B, T, D)))(
+      jax.random.key(0))
+  state = create_train_state(SAL_METHOD, model, variant, None, params=params)
+  jitted = jax.jit(make_train_step(SAL_METHOD, model))
+  return variant, model, state, lambda state, batch, rng: jitted(state, batch, rng, variant)
 
 
 def _random_batch(seed):
@@ -57,8 +56,8 @@ def test_first_step_is_adams_first_update_with_coupled_decay():
   batch = _random_batch(0)
 
   def loss(params):
-    outputs = model.apply({"params": params}, batch["features"], train=True)
-    return losses.sal_loss(outputs, batch["labels"], state.mask_state, variant)[0]
+    outputs = model.apply({"params": params}, batch["features"], variant, train=True)
+    return losses.sal_loss(outputs, batch["labels"], state.method_state, variant)[0]
 
   grads = jax.jit(jax.grad(loss))(state.params)
   stepped, _ = step(state, batch, jax.random.key(1))
@@ -89,31 +88,34 @@ def test_mask_statistics_carried_in_the_state_are_the_running_ema(name):
   for seed in range(3):
     batch = _random_batch(seed)
     # The cas the step sees: the model at the params before this step.
-    cas = model.apply({"params": state.params}, batch["features"], train=True).cas
+    cas = model.apply({"params": state.params}, batch["features"], variant,
+                      train=True).cas
     top = np.asarray(jax.nn.softmax(cas, axis=-1), np.float64).max(axis=-1).ravel()  # [B*T]
     mu = ema * mu + (1 - ema) * top.mean()
     var = ema * var + (1 - ema) * top.var(ddof=1)
     state, metrics = step(state, batch, rng)
     np.testing.assert_allclose([metrics["mask_mu"], metrics["mask_var"]], [mu, var],
                                rtol=1e-5)
-  np.testing.assert_allclose([state.mask_state.mu, state.mask_state.var], [mu, var],
+  np.testing.assert_allclose([state.method_state.mu, state.method_state.var], [mu, var],
                              rtol=1e-5)
   # Three steps moved the statistics well away from (1 / C, 1): a state that is
   # not written back (or written back once only) fails the check above.
   assert abs(var - 1.0) > 1e-2 and abs(mu - 1.0 / C) > 1e-3
 
 
+@pytest.mark.slow
 def test_a_short_synthetic_run_beats_the_untrained_model(tmp_path):
   # Observed (60 steps at lr 3e-3, the tiny synthetic set): average mAP untrained
   # 0.046 -> last 0.177 (seed 0), 0.046 -> 0.237 (seed 1), 0.079 -> 0.191 (seed 2);
   # with learning_rate 0 the last step equals the untrained model exactly.
   steps = 60
   overrides = dict(num_steps=steps, eval_every=steps, eval_start_step=steps,
-                   checkpoint_every=steps, learning_rate=3e-3, seed=0)
+                   checkpoint_every=steps, seed=0)
   data_dir = tmp_path / "data"
   data.open_data(tiny_config(data_dir))
-  result = train.train_and_evaluate(tiny_config(data_dir, **overrides),
-                                    str(tmp_path / "work"))
+  result = train.train_and_evaluate(
+      tiny_config(data_dir, sal={"learning_rate": 3e-3}, **overrides),
+      str(tmp_path / "work"))
   untrained, last = result.metrics["untrained"], result.metrics["last"]
   assert (untrained["step"], last["step"]) == (0, steps)
   assert last["average_mAP"] > untrained["average_mAP"] + 0.05, (untrained, last)

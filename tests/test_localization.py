@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import localization
 from salx.postprocess import scores
 
-THUMOS = variants.THUMOS14
-ANET = variants.ACTIVITYNET
+THUMOS = sal_hparams.THUMOS14
+ANET = sal_hparams.ACTIVITYNET
 
 
 # ---------------------------------------------------------------------------

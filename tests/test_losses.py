@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from salx.core import losses
-from salx.core import pseudo_labels
-from salx.core import scores
-from salx.core import variants
+from salx.methods.sal import losses
+from salx.methods.sal import pseudo_labels
+from salx.core import topk as scores
+from salx.methods.sal import hparams as sal_hparams
 
 
 def test_video_cross_entropy_normalises_multi_hot_labels():
@@ -54,7 +54,7 @@ def test_pseudo_label_thumos_gate():
   a_flow = jnp.asarray(rng.uniform(size=(2, t)), jnp.float32)
   a_rgb = jnp.asarray(rng.uniform(size=(2, t)), jnp.float32)
   labels = jnp.asarray([[1, 0, 0], [0, 1, 1]], jnp.float32)
-  thumos = variants.THUMOS14
+  thumos = sal_hparams.THUMOS14
   g = np.asarray(pseudo_labels.pseudo_label(cas, a_flow, a_rgb, labels, thumos))
   fused = 0.9 * np.asarray(a_flow) + 0.1 * np.asarray(a_rgb)
   k1 = t // 8 + 17
@@ -67,7 +67,7 @@ def test_pseudo_label_thumos_gate():
 
 def test_pseudo_label_activitynet_takes_a_fixed_top_40_without_gate():
   t = 64   # Larger than every k: 40 pseudo-label snippets, T // 4 = 16 for MIL.
-  anet = variants.ACTIVITYNET
+  anet = sal_hparams.ACTIVITYNET
   assert (anet.pseudo_topk(t), anet.mil_topk(t)) == (40, 16)
   idx = np.arange(t)
   a_flow, a_rgb = np.zeros((3, t)), np.zeros((3, t))
@@ -101,7 +101,7 @@ def test_adaptive_mask_uses_updated_statistics():
   rng = np.random.default_rng(1)
   cas = jnp.asarray(rng.normal(size=(2, 6, 4)) * 3, jnp.float32)
   state = pseudo_labels.MaskState.initial(4)
-  w, new = pseudo_labels.adaptive_mask(cas, state, variants.THUMOS14)
+  w, new = pseudo_labels.adaptive_mask(cas, state, sal_hparams.THUMOS14)
   m = np.asarray(jax.nn.softmax(cas, -1)).max(-1)
   mu = 0.7 * 0.25 + 0.3 * m.mean()
   var = 0.7 * 1.0 + 0.3 * m.var(ddof=1)

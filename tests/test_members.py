@@ -3,7 +3,6 @@
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,10 +10,10 @@ import pytest
 from salx.app import members as members_lib
 from salx.app import run_config
 from salx.app import train
-from tests.test_train import ROOT, TINY, TINY_DATA, tiny_config
+from tests.conftest import ROOT, cli_args, tiny_config
 
 OVERRIDES = [{}, {"sal.loss_weights.mix": 0.0, "sal.class_thresh": 0.3},
-             {"learning_rate": 2e-3, "sal.mask_ema": 0.5}]
+             {"sal.learning_rate": 2e-3, "sal.mask_ema": 0.5}]
 
 
 def test_members_have_consecutive_seeds_and_checked_overrides():
@@ -24,18 +23,18 @@ def test_members_have_consecutive_seeds_and_checked_overrides():
   with config.unlocked():
     config.members = OVERRIDES
   members = members_lib.members_of(config)
-  assert members[1].variant.loss_weights.mix == 0.0
-  assert members[1].variant.class_thresh == 0.3 and members[0].variant.class_thresh == 0.25
-  assert members[2].config.learning_rate == 2e-3 and members[2].variant.mask_ema == 0.5
-  hparams = members_lib.hparams_of(members)
-  assert hparams["loss_weights.mix"].tolist() == [1.0, 0.0, 1.0]
-  assert np.allclose(hparams["learning_rate"], [1e-3, 1e-3, 2e-3])
+  assert members[1].hp.loss_weights.mix == 0.0
+  assert members[1].hp.class_thresh == 0.3 and members[0].hp.class_thresh == 0.25
+  assert members[2].hp.learning_rate == 2e-3 and members[2].hp.mask_ema == 0.5
+  stacked = members_lib.stacked_hparams(members)
+  assert stacked.loss_weights.mix.tolist() == [1.0, 0.0, 1.0]
+  assert np.allclose(stacked.learning_rate, [1e-3, 1e-3, 2e-3])
 
 
 @pytest.mark.parametrize("members,message", [
-    ([{"num_segments": 64}], "config.members[0].num_segments cannot differ"),
+    ([{"sal.num_segments": 64}], "config.members[0].sal.num_segments cannot differ"),
     ([{"sal.mil_topk_divisor": 4}], "cannot differ between members"),
-    ([{"learning_rate": "fast"}], "learning_rate must be a number"),
+    ([{"sal.learning_rate": "fast"}], "sal.learning_rate must be a number"),
     ([{"sal.nms_thresh": 3.0}], "config.members[0]: config.sal.nms_thresh"),
     (["lr"], "must be a dict"),
 ])
@@ -60,6 +59,7 @@ def _losses(history):
   return np.asarray([h["loss"] for h in history])
 
 
+@pytest.mark.slow
 def test_member_m_equals_the_single_run_with_its_seed_and_overrides(data_dir, tmp_path):
   config = tiny_config(data_dir, num_steps=20)
   with config.unlocked():
@@ -90,11 +90,8 @@ def test_member_m_equals_the_single_run_with_its_seed_and_overrides(data_dir, tm
 
 def _run_on_devices(tmp_path, data_dir, devices, num_seeds, batch_size):
   workdir = tmp_path / f"d{devices}"
-  args = [sys.executable, "-m", "salx.main", "--config=configs/synthetic.py",
-          f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
-  args += [f"--config.{k}={v}" for k, v in dict(
-      TINY, num_steps=20, num_seeds=num_seeds, batch_size=batch_size).items()]
-  args += [f"--config.synthetic.{k}={v}" for k, v in TINY_DATA.items()]
+  args = cli_args(workdir, data_dir, num_steps=20, num_seeds=num_seeds,
+                  batch_size=batch_size)
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
   proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -104,6 +101,7 @@ def _run_on_devices(tmp_path, data_dir, devices, num_seeds, batch_size):
   return json.loads((workdir / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_seeds,batch_size", [(4, 4), (3, 8)])
 def test_members_on_an_8_device_mesh_equal_one_device(data_dir, tmp_path, num_seeds,
                                                       batch_size):
@@ -115,12 +113,10 @@ def test_members_on_an_8_device_mesh_equal_one_device(data_dir, tmp_path, num_se
     assert a["last"]["average_mAP"] == pytest.approx(b["last"]["average_mAP"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_one_member_on_more_devices_than_its_batch_suggests_members(data_dir, tmp_path):
   workdir = tmp_path / "run"
-  args = [sys.executable, "-m", "salx.main", "--config=configs/synthetic.py",
-          f"--workdir={workdir}", f"--config.data_dir={data_dir}"]
-  args += [f"--config.{k}={v}" for k, v in dict(TINY, batch_size=4).items()]
-  args += [f"--config.synthetic.{k}={v}" for k, v in TINY_DATA.items()]
+  args = cli_args(workdir, data_dir, batch_size=4)
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
   proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -138,6 +134,7 @@ def data_dir(tmp_path_factory):
   return folder
 
 
+@pytest.mark.slow
 def test_evaluation_in_worker_processes_equals_the_synchronous_one(data_dir, tmp_path):
   config = tiny_config(data_dir, num_steps=20, num_seeds=2, eval_every=5,
                        eval_start_step=5, checkpoint_every=10)

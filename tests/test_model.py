@@ -5,21 +5,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx.core import variants
-from salx.core.model import SAL, SALOutputs, build_model, second_order_pool
-from salx.core.train_step import init_params
+from salx.methods.sal import hparams as sal_hparams
+from salx.methods.sal.method import SAL_METHOD
+from salx.methods.sal.model import SAL, SALOutputs, build_model, second_order_pool
 
 B, T, D, H, C = 3, 24, 64, 8, 4
+HP = sal_hparams.THUMOS14.replace(hidden_dim=H)
 
 
 def _model(**kw):
   return SAL(num_classes=C, feature_dim=D, hidden_dim=H, **kw)
 
 
+def init_params(model, rng, input_shape, hp=HP):
+  return SAL_METHOD.init_params(model, hp, rng, input_shape)
+
+
 def test_outputs_have_the_nine_fields_and_shapes():
   model = _model()
   params = init_params(model, jax.random.key(0), (B, T, D))
-  out = model.apply({"params": params}, jnp.ones((B, T, D)))
+  out = model.apply({"params": params}, jnp.ones((B, T, D)), HP)
   assert isinstance(out, SALOutputs)
   for name in ("cas", "cas_bg"):
     assert getattr(out, name).shape == (B, T, C)
@@ -32,8 +37,9 @@ def test_outputs_have_the_nine_fields_and_shapes():
 
 
 def test_parameter_layout_follows_official_names():
-  model = build_model(C, variants.ACTIVITYNET, feature_dim=D, hidden_dim=H)
-  params = init_params(model, jax.random.key(0), (B, T, D))
+  hp = sal_hparams.ACTIVITYNET.replace(hidden_dim=H)
+  model = build_model(C, hp, feature_dim=D)
+  params = init_params(model, jax.random.key(0), (B, T, D), hp)
   shapes = jax.tree_util.tree_map(lambda a: a.shape, params)
   assert shapes["encoder"]["kernel"] == (7, D, H)
   assert shapes["action_rgb"]["kernel"] == (3, D // 2, H)
@@ -94,14 +100,14 @@ def test_padded_batch_gives_each_videos_own_video_logits():
   params = init_params(model, jax.random.key(0), (2, T, D))
   rng = np.random.default_rng(2)
   short = rng.normal(size=(1, 10, D)).astype(np.float32)
-  alone = model.apply({"params": params}, jnp.asarray(short))
+  alone = model.apply({"params": params}, jnp.asarray(short), HP)
   padded = np.zeros((2, T, D), np.float32)
   padded[0, :10] = short[0]
   padded[1] = rng.normal(size=(T, D))
   mask = np.zeros((2, T), np.float32)
   mask[0, :10] = 1
   mask[1] = 1
-  out = model.apply({"params": params}, jnp.asarray(padded), mask=jnp.asarray(mask))
+  out = model.apply({"params": params}, jnp.asarray(padded), HP, mask=jnp.asarray(mask))
   np.testing.assert_allclose(out.video_logits[0], alone.video_logits[0], rtol=1e-5,
                              atol=1e-6)
   np.testing.assert_allclose(out.cas[0, :10], alone.cas[0], rtol=1e-4, atol=1e-5)
@@ -111,10 +117,12 @@ def test_dropout_is_random_in_training_and_off_in_eval():
   model = _model()
   params = init_params(model, jax.random.key(0), (B, T, D))
   x = jnp.ones((B, T, D))
-  a = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(1)})
-  b = model.apply({"params": params}, x, train=True, rngs={"dropout": jax.random.key(2)})
-  c = model.apply({"params": params}, x, train=False)
-  d = model.apply({"params": params}, x, train=False)
+  a = model.apply({"params": params}, x, HP, train=True,
+                  rngs={"dropout": jax.random.key(1)})
+  b = model.apply({"params": params}, x, HP, train=True,
+                  rngs={"dropout": jax.random.key(2)})
+  c = model.apply({"params": params}, x, HP, train=False)
+  d = model.apply({"params": params}, x, HP, train=False)
   assert not np.allclose(a.cas, b.cas)
   np.testing.assert_array_equal(c.cas, d.cas)
   # The plain and mix-up branches draw their own masks: with identical inputs
@@ -125,20 +133,20 @@ def test_dropout_is_random_in_training_and_off_in_eval():
 def test_wrong_feature_dim_is_a_clear_error():
   model = _model()
   with pytest.raises(ValueError, match=r"features \[B, T, 64\].*\(2, 5, 32\)"):
-    model.init(jax.random.key(0), jnp.ones((2, 5, 32)))
+    model.init(jax.random.key(0), jnp.ones((2, 5, 32)), HP)
 
 
 def test_bfloat16_compute_keeps_float32_params():
   model = _model(dtype=jnp.bfloat16)
   params = init_params(model, jax.random.key(0), (B, T, D))
   assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(params))
-  out = model.apply({"params": params}, jnp.ones((B, T, D)))
+  out = model.apply({"params": params}, jnp.ones((B, T, D)), HP)
   assert out.cas.dtype == jnp.bfloat16
 
 
 @pytest.mark.parametrize("kernel_size", [1, 3, 7])
 def test_conv_as_matmul_equals_the_library_convolution(kernel_size):
-  from salx.core.model import Conv1d
+  from salx.core.layers import Conv1d
   rng = np.random.default_rng(3)
   x = jnp.asarray(rng.normal(size=(2, 9, 6)), jnp.float32)
   gemm = Conv1d(5, kernel_size, matmul=True)
@@ -157,7 +165,7 @@ def test_conv_as_matmul_equals_the_library_convolution(kernel_size):
 
 
 def test_fc1_outer_product_gradient_equals_the_matrix_product():
-  from salx.core.model import low_rank_matmul
+  from salx.methods.sal.model import low_rank_matmul
   rng = np.random.default_rng(4)
   p = jnp.asarray(rng.normal(size=(3, 20)), jnp.float32)
   w = jnp.asarray(rng.normal(size=(20, 7)), jnp.float32)
@@ -174,7 +182,7 @@ def test_fc1_outer_product_gradient_equals_the_matrix_product():
 
 def test_fused_and_plain_implementations_give_the_same_step():
   from salx.core.train_step import create_train_state, make_train_step
-  variant = variants.THUMOS14.replace(num_segments=T)
+  variant = sal_hparams.THUMOS14.replace(num_segments=T, hidden_dim=8)
   rng = np.random.default_rng(5)
   batch = {"features": rng.normal(size=(2, T, D)).astype(np.float32),
            "labels": np.eye(C, dtype=np.float32)[[0, 2]]}
@@ -182,9 +190,10 @@ def test_fused_and_plain_implementations_give_the_same_step():
   for fused in (True, False):
     model = SAL(num_classes=C, feature_dim=D, hidden_dim=8, conv_as_matmul=fused,
                 fc1_outer_grad=fused)
-    state = create_train_state(model, variant, jax.random.key(0), input_shape=(2, T, D))
-    state, metrics = jax.jit(make_train_step(model, variant))(state, batch,
-                                                              jax.random.key(1))
+    state = create_train_state(SAL_METHOD, model, variant, jax.random.key(0),
+                               input_shape=(2, T, D))
+    state, metrics = jax.jit(make_train_step(SAL_METHOD, model))(
+        state, batch, jax.random.key(1), variant)
     results.append((float(metrics["loss"]), state.params))
   assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
   jax.tree_util.tree_map(

@@ -12,8 +12,8 @@ import pytest
 import configs.activitynet13
 import configs.thumos
 from salx.app import run_config
-from salx.core import losses
-from salx.core import variants
+from salx.methods.sal import losses
+from salx.methods.sal import hparams as sal_hparams
 from salx.datasets import layouts
 from salx.datasets import npy
 
@@ -27,9 +27,9 @@ TERMS = ("mil", "mc", "bg", "act", "se", "mix")
 def test_each_loss_weight_scales_its_own_term_only():
   terms = {name: jnp.asarray(10.0 ** i) for i, name in enumerate(TERMS)}
   for name in TERMS:
-    weights = variants.LossWeights(**{t: float(t == name) for t in TERMS})
+    weights = sal_hparams.LossWeights(**{t: float(t == name) for t in TERMS})
     assert float(losses.total_loss(terms, weights)) == float(terms[name]), name
-  mixed = variants.LossWeights(mil=2.0, mc=3.0, bg=5.0, act=7.0, se=11.0, mix=13.0)
+  mixed = sal_hparams.LossWeights(mil=2.0, mc=3.0, bg=5.0, act=7.0, se=11.0, mix=13.0)
   expected = sum(getattr(mixed, t) * float(terms[t]) for t in TERMS)
   np.testing.assert_allclose(float(losses.total_loss(terms, mixed)), expected, rtol=1e-6)
 

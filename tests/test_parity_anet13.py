@@ -15,7 +15,7 @@ names, T or C.
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as ground_truth_lib
 
@@ -27,7 +27,7 @@ from tests.conftest import data_file, fixture_file
 def anet13():
   inputs, expected = pp.load("anet13_postprocess_inputs.npz",
                              "anet13_postprocess_expected.json", fixture_file)
-  variant = pp.variant_from_config(expected["config"], variants.ACTIVITYNET)
+  variant = pp.variant_from_config(expected["config"], sal_hparams.ACTIVITYNET)
   videos, localized = pp.localize_fixture(inputs, expected, variant,
                                           expected["config"]["class_names"])
   return inputs, expected, variant, videos, localized
@@ -35,7 +35,7 @@ def anet13():
 
 def test_anet13_postprocess_parity_shipped_settings(anet13):
   _, expected, _, _, _ = anet13
-  pp.assert_shipped_agrees(expected["config"], variants.ACTIVITYNET)
+  pp.assert_shipped_agrees(expected["config"], sal_hparams.ACTIVITYNET)
 
 
 def test_anet13_postprocess_parity_detections(anet13):

@@ -11,7 +11,7 @@ config. Nothing here assumes the number of videos, T or C.
 import numpy as np
 import pytest
 
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 
 from tests import postprocess_parity as pp
 from tests.conftest import fixture_file
@@ -28,7 +28,7 @@ THUMOS14_CLASSES = (
 def postprocess():
   inputs, expected = pp.load("thumos14_postprocess_inputs.npz",
                              "thumos14_postprocess_expected.json", fixture_file)
-  variant = pp.variant_from_config(expected["config"], variants.THUMOS14)
+  variant = pp.variant_from_config(expected["config"], sal_hparams.THUMOS14)
   num_classes = inputs[f"{next(iter(expected['videos']))}/cas"].shape[1]
   return inputs, expected, variant, _class_names(expected, num_classes)
 
@@ -48,7 +48,7 @@ def _class_names(expected, num_classes):
 
 def test_thumos14_postprocess_parity_shipped_settings(postprocess):
   _, expected, _, _ = postprocess
-  pp.assert_shipped_agrees(expected["config"], variants.THUMOS14)
+  pp.assert_shipped_agrees(expected["config"], sal_hparams.THUMOS14)
 
 
 @pytest.mark.parametrize("dtype, score_tol", [(np.float64, 1e-9), (np.float32, 1e-5)])

@@ -15,13 +15,12 @@ from salx.postprocess import ground_truth
 from salx.postprocess.detections import Detections
 from salx.viz import run_pictures
 from salx.viz import timeline
-from tests.test_train import compilation_cache  # noqa: F401  (a fixture)
-from tests.test_train import cli_args, tiny_config
+from tests.conftest import cli_args, tiny_config
 from tests.test_viz import check_links
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-VIZ_ALLOWED = {"numpy", "matplotlib", "salx.postprocess", "salx.core.variants",
-               "salx.core.constants", "salx.viz"}
+VIZ_ALLOWED = {"numpy", "matplotlib", "salx.postprocess", "salx.core.constants",
+               "salx.core.progress_bar", "salx.viz"}
 
 
 def _imported_names(path):
@@ -73,6 +72,7 @@ def test_viz_imports_no_tensorflow_and_no_jax():
       assert allowed, f"{path.name} imports {name}"
 
 
+@pytest.mark.slow
 def test_training_and_collecting_import_no_matplotlib():
   """salx's own imports: TensorFlow's Keras may load matplotlib where installed.
   The trainer reaches matplotlib only through salx.app.drawing, imported
@@ -123,6 +123,7 @@ def test_a_workdir_without_a_run_exits_2_with_one_line(tmp_path, capsys):
   assert len(err) == 1 and "metrics.json" in err[0] and "no finished run" in err[0]
 
 
+@pytest.mark.slow
 def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
   """Ten steps of the tiny synthetic run, then its pictures: the training split's
   arrays from `collect`, and the command on one test video."""
@@ -191,6 +192,7 @@ def test_pictures_of_a_tiny_trained_run(tmp_path, capsys, compilation_cache):
   assert len(list((workdir / "plots" / "videos").glob("*.png"))) == 6
 
 
+@pytest.mark.slow
 def test_a_run_writes_timelines_to_tensorboard_when_asked(tmp_path, compilation_cache):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from salx.app import train  # pylint: disable=g-import-not-at-top

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from salx.postprocess import scores as host_scores
-from salx.core import scores
-from salx.core import variants
+from salx.core import topk as scores
+from salx.methods.sal import hparams as sal_hparams
 
 
-@pytest.mark.parametrize("variant", [variants.THUMOS14, variants.ACTIVITYNET])
+@pytest.mark.parametrize("variant", [sal_hparams.THUMOS14, sal_hparams.ACTIVITYNET])
 def test_combined_score_and_topk_mean_agree(variant):
   rng = np.random.default_rng(0)
   cas = rng.normal(size=(3, 50, 6))

@@ -11,6 +11,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.slow   # Every test here starts subprocesses.
+
 
 def _env(num_devices: int, **extra) -> dict:
   env = dict(os.environ)
@@ -94,8 +96,11 @@ def test_indivisible_global_batch_is_a_clear_error(tmp_path):
 def test_numerical_core_and_benchmarks_import_no_tensorflow_or_clu():
   """The core and the GPU benchmarks run on a bare JAX machine (no TF, TFDS, clu or
   ml_collections; absl arrives with optax itself, so it is not checked here)."""
-  code = ("import sys, salx.core.model, salx.core.losses, salx.core.pseudo_labels, salx.core.scores, "
-          "salx.core.train_step, salx.core.sharding, salx.core.convert, salx.postprocess.localization, salx.postprocess.ap, salx.core.variants, "
+  code = ("import sys, salx.methods.sal.model, salx.methods.sal.losses, "
+          "salx.methods.sal.pseudo_labels, salx.core.topk, salx.core.hparams, "
+          "salx.core.layers, salx.core.train_step, salx.core.members, salx.core.sharding, "
+          "salx.methods.sal.convert, salx.methods.sal.hparams, salx.methods.sal.method, "
+          "salx.methods.registry, salx.postprocess.localization, salx.postprocess.ap, "
           "salx.datasets.sampling, salx.datasets.synthetic; "
           "sys.path.insert(0, 'experiments'); import bench_train_step, bench_protocol; "
           "print(sorted({m.split('.')[0] for m in sys.modules} & "

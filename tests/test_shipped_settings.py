@@ -1,7 +1,7 @@
 """Every hyperparameter of the two shipped SAL code paths, pinned to SPEC sections 2-5.
 
 The table below is written out from SPEC.md, not read from salx: changing any shipped
-constant (or adding a field to `Variant` / `LossWeights` without pinning it here)
+constant (or adding a field to `SALHparams` / `LossWeights` without pinning it here)
 fails this file.
 """
 
@@ -11,7 +11,7 @@ import inspect
 import pytest
 
 from salx.core import train_step
-from salx.core import variants
+from salx.methods.sal import hparams as sal_hparams
 
 # SPEC 2 (training step), 3 (inference and localization), 5 (evaluation).
 THUMOS14 = {
@@ -45,6 +45,10 @@ THUMOS14 = {
     "feature_fps": 25.0,                      # 3.5: 16 frames at 25 fps
     "frames_per_segment": 16,
     "sampling": "thumos14",                   # 2.9, 3
+    "learning_rate": 1e-4,                    # 2.8
+    "weight_decay": 5e-4,                     # 2.8: coupled L2
+    "hidden_dim": 512,                        # 1: H, the embedding width
+    "dropout_rate": 0.5,                      # 1: after each embedding
 }
 
 # SPEC 4: the ActivityNet code's differences; the rest as in sections 2, 3 and 5.
@@ -79,13 +83,17 @@ ACTIVITYNET = {
     "feature_fps": 25.0,
     "frames_per_segment": 16,
     "sampling": "activitynet",
+    "learning_rate": 1e-4,
+    "weight_decay": 5e-4,
+    "hidden_dim": 512,
+    "dropout_rate": 0.5,
 }
 
 # SPEC 2.8 (and 4): PyTorch Adam, lr 1e-4, betas (0.9, 0.999), eps 1e-8, coupled wd 5e-4.
 OPTIMIZER = {"learning_rate": 1e-4, "weight_decay": 5e-4, "b1": 0.9, "b2": 0.999,
              "eps": 1e-8}
 
-SHIPPED = [(variants.THUMOS14, THUMOS14), (variants.ACTIVITYNET, ACTIVITYNET)]
+SHIPPED = [(sal_hparams.THUMOS14, THUMOS14), (sal_hparams.ACTIVITYNET, ACTIVITYNET)]
 IDS = ["thumos14", "activitynet"]
 
 
@@ -106,9 +114,9 @@ def _assert_same(field, got, want):
 
 @pytest.mark.parametrize("variant,table", SHIPPED, ids=IDS)
 def test_the_table_pins_every_field(variant, table):
-  assert set(table) == {f.name for f in dataclasses.fields(variants.Variant)}
-  assert set(table["loss_weights"]) == {f.name for f in dataclasses.fields(variants.LossWeights)}
-  assert variant is variants.get_variant(table["name"])
+  assert set(table) == {f.name for f in dataclasses.fields(sal_hparams.SALHparams)}
+  assert set(table["loss_weights"]) == {f.name for f in dataclasses.fields(sal_hparams.LossWeights)}
+  assert variant is sal_hparams.PRESETS[table["name"]]
 
 
 @pytest.mark.parametrize("variant,table", SHIPPED, ids=IDS)
@@ -116,7 +124,7 @@ def test_shipped_variant_is_the_spec(variant, table):
   for field, want in table.items():
     got = getattr(variant, field)
     if field == "loss_weights":
-      assert isinstance(got, variants.LossWeights)
+      assert isinstance(got, sal_hparams.LossWeights)
       for term, weight in want.items():
         _assert_same(f"loss_weights.{term}", getattr(got, term), weight)
     else:

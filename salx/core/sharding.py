@@ -156,20 +156,21 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
 
 def jit_train_step(train_step: Callable, mesh: Mesh, donate: bool = True) -> Callable:
-  """`jax.jit` of `train_step(state, batch, rng)` with explicit shardings.
+  """`jax.jit` of `train_step(state, batch, rng, hp)` with explicit shardings.
 
-  State in and out replicated (and donated), batch sharded on the data axis, rng
-  and metrics replicated.
+  State in and out replicated (and donated), batch sharded on the data axis, rng,
+  hyperparameters and metrics replicated.
   """
   rep, data = replicated(mesh), batch_sharded(mesh)
-  return jax.jit(train_step, in_shardings=(rep, data, rep), out_shardings=(rep, rep),
+  return jax.jit(train_step, in_shardings=(rep, data, rep, rep), out_shardings=(rep, rep),
                  donate_argnums=(0,) if donate else ())
 
 
 def jit_eval_forward(eval_forward: Callable, mesh: Mesh) -> Callable:
-  """`jax.jit` of `eval_forward(params, features, mask)`: params replicated, batch sharded."""
+  """`jax.jit` of `eval_forward(params, features, mask, hp)`: params and
+  hyperparameters replicated, batch sharded."""
   rep, data = replicated(mesh), batch_sharded(mesh)
-  return jax.jit(eval_forward, in_shardings=(rep, data, data), out_shardings=data)
+  return jax.jit(eval_forward, in_shardings=(rep, data, data, rep), out_shardings=data)
 
 
 def members_global_batch(host_batch: Mapping[str, Any], mesh: Mesh,
@@ -197,8 +198,8 @@ def jit_members_step(members_step: Callable, mesh: Mesh, donate: bool = True) ->
 
 
 def jit_members_eval_forward(forward: Callable, mesh: Mesh) -> Callable:
-  """`jax.jit` of `forward(params [K], rgb_weight [K], features, mask)`: outputs
+  """`jax.jit` of `forward(params [K], features, mask, stacked_hp [K])`: outputs
   [K, B, ...] split over ('member', 'data')."""
   member, data = member_sharded(mesh), batch_sharded(mesh)
-  return jax.jit(forward, in_shardings=(member, member, data, data),
+  return jax.jit(forward, in_shardings=(member, data, data, member),
                  out_shardings=member_batch_sharded(mesh))
