@@ -30,7 +30,7 @@ from typing import Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIERS = ("core", "methods", "postprocess", "datasets", "app")
 # Its checks read every snippet unmutated, so it fails in any mutated copy.
-SELF_TEST = "tests/test_mutation_check.py"
+SELF_TEST = "tests/experiments/test_mutation_check.py"
 _EXCLUDED_TOP = (".git", ".venv")
 
 

@@ -5,6 +5,7 @@ import json
 import pathlib
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -17,6 +18,7 @@ def _bench_module():
   return module
 
 
+@pytest.mark.slow
 def test_bench_eval_synthetic_and_outputs_file(tmp_path, capsys):
   bench = _bench_module()
   assert bench.main(["--synthetic", "4", "--repeats", "1"]) == 0
@@ -46,3 +48,39 @@ def test_bench_eval_synthetic_and_outputs_file(tmp_path, capsys):
                      str(tmp_path / "gt.json"), "--repeats", "1", "--json",
                      "--class_names", str(tmp_path / "classes.txt")]) == 0
   assert "videos=3" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_eval_wtalc_methods_on_saved_outputs(tmp_path, capsys):
+  from salx.datasets import protocol_ground_truth  # pylint: disable=import-outside-toplevel
+  bench = _bench_module()
+  gt = protocol_ground_truth.load_ground_truth("wtalc", bench.WTALC_FIXTURE_GT)
+  assert len(gt.video_ids) == 212 and len(gt.class_names) == 20
+  lengths = {v: 200 - 20 * i for i, v in enumerate(gt.video_ids[:4])}
+  arrays = bench.synthetic_wtalc_outputs(lengths, gt)
+  assert arrays[f"{gt.video_ids[1]}/cas"].shape == (180, 21)
+  np.savez(tmp_path / "out.npz", **arrays)
+  loaded = bench.load_wtalc_outputs(str(tmp_path / "out.npz"))
+  assert loaded["valid_lengths"].tolist() == [200, 180, 160, 140]
+  for method in ("delu", "co2net"):
+    assert bench.main(["--method", method, "--outputs", str(tmp_path / "out.npz"),
+                       "--repeats", "1"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    fields = dict(f.split("=") for f in line.split()[1:])
+    assert line.startswith("eval_pass ") and fields["method"] == method
+    assert fields["videos"] == "4" and int(fields["detections"]) > 0
+    # 4 of the 212 ground-truth videos: a small but positive mAP.
+    assert 0 < float(fields["average_mAP"]) < 0.2
+    assert {"total_s", "localization_s", "evaluation_s", "avg_0_1_0_7"} <= set(fields)
+
+
+@pytest.mark.slow
+def test_bench_eval_wtalc_synthetic_outputs_of_the_test_videos(capsys):
+  from tests.conftest import data_file  # pylint: disable=import-outside-toplevel
+  data_file("thumos14/wtalc_thumos14reduced_videos.csv")
+  bench = _bench_module()
+  assert bench.main(["--method", "delu", "--videos", "3", "--repeats", "1",
+                     "--ambiguous", ""]) == 0
+  first, line = capsys.readouterr().out.strip().splitlines()[-2:]
+  assert "no --outputs: synthetic cas/attn of the 3 W-TALC THUMOS14 test videos" in first
+  assert line.startswith("eval_pass method=delu videos=3 ")

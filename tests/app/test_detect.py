@@ -237,7 +237,7 @@ def test_detect_reproduces_what_mode_evaluate_wrote(tmp_path, capsys, compilatio
   del compilation_cache
   from salx.app import evaluate_run
   from salx.app import train
-  from tests.test_viz import check_links
+  from tests.viz.html_links import check_links
   workdir, data = tmp_path / "run", tmp_path / "data"
   config = tiny_config(data, num_steps=10, eval_every=10, checkpoint_every=10,
                        eval_untrained=False, num_seeds=2)

@@ -26,7 +26,7 @@ from salx.postprocess import json_limits
 from salx.postprocess.detections import Detections
 from salx.postprocess.ground_truth import load_ground_truth
 from salx.postprocess.inputs import EvalInputError
-from tests.layout_records import write_tiny
+from tests.datasets.layout_records import write_tiny
 
 ANNOTATIONS = "Thumos14reduced-Annotations"
 

@@ -19,7 +19,7 @@ from salx.methods.sal import hparams as sal_hparams
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as ground_truth_lib
 
-from tests import postprocess_parity as pp
+from tests.parity import postprocess_parity as pp
 from tests.conftest import data_file, fixture_file
 
 

@@ -18,7 +18,7 @@ from salx.app import run_config
 from salx.methods.sal import hparams as sal_hparams
 from salx.datasets import synthesis
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ("synthetic", "thumos", "activitynet12", "activitynet13")
 FIELDS = ("dataset", "data_dir", "layout", "method", "preset", "num_classes",
           "feature_dim", "batch_size", "num_steps", "eval_every", "eval_start_step", "seed",

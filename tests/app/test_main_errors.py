@@ -19,7 +19,7 @@ import configs.thumos
 from salx import main
 from salx.datasets import synthesis
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SPEC = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
                                max_length=40, feature_dim=64)
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow   # Every test here starts subprocesses.
 
@@ -24,7 +24,7 @@ def _env(num_devices: int, **extra) -> dict:
 
 def _run(out, num_devices, *args, **extra):
   return subprocess.run(
-      [sys.executable, "-m", "tests.sharded_steps_worker", str(out), *map(str, args)],
+      [sys.executable, "-m", "tests.core.sharded_steps_worker", str(out), *map(str, args)],
       cwd=ROOT, env=_env(num_devices, **extra), capture_output=True, text=True,
       timeout=300)
 
@@ -69,7 +69,7 @@ def test_two_processes_match_one(one_device, tmp_path):
   out = tmp_path / "two_hosts.npz"
   port = _free_port()
   procs = [subprocess.Popen(
-      [sys.executable, "-m", "tests.sharded_steps_worker", str(out)], cwd=ROOT,
+      [sys.executable, "-m", "tests.core.sharded_steps_worker", str(out)], cwd=ROOT,
       env=_env(4, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                JAX_PROCESS_ID=str(i)),
       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -8,7 +8,7 @@ import pytest
 
 import configs.thumos
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "experiments"))
 import bench_protocol  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -8,7 +8,7 @@ import pytest
 from salx import main
 from salx.app import train
 from tests.conftest import fixture_file
-from tests.test_train import tiny_config
+from tests.conftest import tiny_config
 
 
 

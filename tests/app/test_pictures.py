@@ -16,9 +16,9 @@ from salx.postprocess.detections import Detections
 from salx.viz import run_pictures
 from salx.viz import timeline
 from tests.conftest import cli_args, tiny_config
-from tests.test_viz import check_links
+from tests.viz.html_links import check_links
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 VIZ_ALLOWED = {"numpy", "matplotlib", "salx.postprocess", "salx.core.constants",
                "salx.core.progress_bar", "salx.viz"}
 

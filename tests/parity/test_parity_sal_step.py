@@ -20,7 +20,7 @@ from salx.methods.sal.pseudo_labels import MaskState
 from salx.core.train_step import create_train_state, make_train_step
 from salx.methods.sal.method import SAL_METHOD
 from tests.conftest import fixture_file
-from tests.parity_utils import (POSTPROCESS_CONFIG_FIELDS, load_step_fixture,
+from tests.parity.parity_utils import (POSTPROCESS_CONFIG_FIELDS, load_step_fixture,
                                 postprocess_config_disagreements, prefixed,
                                 step_meta_disagreements)
 

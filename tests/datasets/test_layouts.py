@@ -19,8 +19,8 @@ from salx.datasets import source as source_lib
 from salx.datasets import wtalc_layout
 from salx.datasets.errors import DataError
 from tests.conftest import ROOT, data_file
-from tests.layout_records import TINY_CLASSES, TINY_SPLITS, tiny_records, write_tiny
-from tests import layout_records
+from tests.datasets.layout_records import TINY_CLASSES, TINY_SPLITS, tiny_records, write_tiny
+from tests.datasets import layout_records
 
 # Few videos, short ones, keep the three layouts of each benchmark fast.
 MAX_VIDEOS = 12

@@ -13,7 +13,7 @@ import pytest
 
 from salx.methods.sal import hparams as sal_hparams
 
-from tests import postprocess_parity as pp
+from tests.parity import postprocess_parity as pp
 from tests.conftest import fixture_file
 
 # THUMOS14's 20 classes in the model's (alphabetical) order.

@@ -18,7 +18,7 @@ from salx.app import train
 from salx.datasets import synthesis
 from tests.conftest import data_file
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CASES = {
     "activitynet12": dict(layout="wtalc", annotations="activitynet12/gt_from_wtalc.json",
                           splits=("activitynet12/split_train.txt",

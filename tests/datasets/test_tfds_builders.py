@@ -17,7 +17,7 @@ from salx.datasets import tfds_builders
 from salx.datasets import source as source_lib
 from salx.core import constants
 from salx.datasets import validate
-from tests.test_input_pipeline import TEST_LENGTHS, TRAIN_LENGTHS, write_tiny_dataset
+from tests.datasets.pipeline_records import TEST_LENGTHS, TRAIN_LENGTHS, write_tiny_dataset
 from tests.conftest import synthetic_config
 
 T = 8

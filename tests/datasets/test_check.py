@@ -14,7 +14,7 @@ from salx.datasets import layouts
 from salx.datasets import npy
 from salx.datasets import validate
 from tests.conftest import ROOT
-from tests.layout_records import record
+from tests.datasets.layout_records import record
 
 CLASSES = ("Jump", "Run", "Swim")
 TRAIN_VIDEO = "train_1"

@@ -10,7 +10,7 @@ from salx.datasets import check
 from salx.datasets import layouts
 from salx.datasets import npy
 from salx.datasets.errors import DataError
-from tests.layout_records import write_tiny
+from tests.datasets.layout_records import write_tiny
 
 FEATURES = "Thumos14reduced-I3D-JOINTFeatures.npy"
 ANNOTATIONS = "Thumos14reduced-Annotations"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "experiments"))
 import mutation_check  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -61,7 +61,7 @@ def test_a_stale_mutation_is_reported_naming_its_file(tmp_path, capsys):
 def test_applying_a_mutation_to_a_copy_changes_exactly_that_file(tmp_path):
   mutation = next(m for m in MUTATIONS if m.tier == "postprocess")
   files = mutation_check.repository_files(str(ROOT))
-  assert mutation.file in files and "tests/test_mutation_check.py" in files
+  assert mutation.file in files and "tests/experiments/test_mutation_check.py" in files
   assert not any(f.split("/")[0] in (".git", ".venv") for f in files)
   copy = tmp_path / "copy"
   mutation_check.copy_repository(str(ROOT), files, str(copy))

@@ -1,5 +1,5 @@
 """Pictures of a run: timelines (files and TensorBoard pixels), curves, AP bars and
-the index page, drawn from arrays (tests/test_pictures.py: the run's arrays and the
+the index page, drawn from arrays (tests/app/test_pictures.py: the run's arrays and the
 command)."""
 
 import html.parser
@@ -21,6 +21,7 @@ from salx.viz import curves
 from salx.viz import index_page
 from salx.viz import run_pictures
 from salx.viz import timeline
+from tests.viz.html_links import check_links
 
 CLASSES = ["Diving", "HighJump", "Long <Jump> & \"Co\""]
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -333,31 +334,6 @@ def test_per_class_ap_is_sorted_by_the_selected_steps_ap_then_by_name(tmp_path,
 
 # ---------------------------------------------------------------------------
 # The page.
-
-
-class _Links(html.parser.HTMLParser):
-  def __init__(self):
-    super().__init__()
-    self.links, self.text = [], []
-
-  def handle_starttag(self, tag, attrs):
-    self.links += [v for k, v in attrs if k in ("href", "src")]
-
-  def handle_data(self, data):
-    self.text.append(data)
-
-
-def check_links(folder):
-  """Every href and src of folder/index.html resolves to a file; returns the parser."""
-  page = (pathlib.Path(folder) / "index.html").read_text(encoding="utf-8")
-  parser = _Links()
-  parser.feed(page)
-  assert parser.links
-  for link in parser.links:
-    target = parse.urlsplit(link)
-    assert not target.scheme and not target.netloc, link
-    assert (pathlib.Path(folder) / parse.unquote(target.path)).is_file(), link
-  return parser, page
 
 
 class _Thumbnails(html.parser.HTMLParser):

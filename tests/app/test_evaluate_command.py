@@ -1,6 +1,6 @@
 """The `python -m salx.evaluate` command: its flags, table, JSON output and exit codes.
 
-The numbers themselves are pinned by tests/test_parity_evaluation.py (the same
+The numbers themselves are pinned by tests/parity/test_parity_sal_evaluation.py (the same
 functions); here, small files check what each flag does.
 """
 
@@ -17,7 +17,7 @@ from salx import evaluate
 
 from tests.conftest import fixture_file
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 GT = {"database": {
     "v1": {"subset": "test", "annotations": [{"label": "A", "segment": ["0", "10"]},
