@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -99,17 +99,21 @@ def format_table(rows: Sequence[Tuple[str, Optional[Record]]],
             + ["acc"])
   lines = [[label, "-" if r is None else str(r["step"])]
            + _cells(r, len(thresholds), len(averages)) for label, r in rows]
-  widths = [max(len(line[i]) for line in [header] + lines)
-            for i in range(len(header))]
+  return _aligned(header, lines, title, footnote,
+                  f"mAP (%) per tIoU, its averages, and classification accuracy (%); "
+                  f"{reference['num_videos']} test videos")
+
+
+def _aligned(header: List[str], lines: List[List[str]], title: str, footnote: str,
+             caption: str) -> str:
+  """Title, caption, header and rows in aligned columns (the first left-aligned)."""
+  widths = [max(len(line[i]) for line in [header] + lines) for i in range(len(header))]
 
   def render(cells):
     return "  ".join([cells[0].ljust(widths[0])]
                      + [c.rjust(w) for c, w in zip(cells[1:], widths[1:])])
 
-  out = [title] if title else []
-  out.append(f"mAP (%) per tIoU, its averages, and classification accuracy (%); "
-             f"{reference['num_videos']} test videos")
-  out += [render(header), "-" * len(render(header))]
+  out = ([title] if title else []) + [caption, render(header), "-" * len(render(header))]
   out += [render(line) for line in lines]
   if footnote:
     out.append(footnote)
@@ -136,20 +140,9 @@ def format_compact_table(rows: Sequence[Tuple[str, Any]], title: str = "",
             + [f"{100 * mean['accuracy']:.2f} ± {100 * std['accuracy']:.2f}"])
 
   lines = [[label] + cells(row) for label, row in rows]
-  widths = [max(len(line[i]) for line in [header] + lines) for i in range(len(header))]
-
-  def render(parts):
-    return "  ".join([parts[0].ljust(widths[0])]
-                     + [c.rjust(w) for c, w in zip(parts[1:], widths[1:])])
-
-  out = [title] if title else []
-  out.append(f"average mAP (%) over the tIoU ranges, classification accuracy (%); "
-             f"{reference['num_videos']} test videos; per tIoU in report.txt")
-  out += [render(header), "-" * len(render(header))]
-  out += [render(line) for line in lines]
-  if footnote:
-    out.append(footnote)
-  return "\n".join(out)
+  return _aligned(header, lines, title, footnote,
+                  f"average mAP (%) over the tIoU ranges, classification accuracy (%); "
+                  f"{reference['num_videos']} test videos; per tIoU in report.txt")
 
 
 def _statistic(records: Sequence[Record], fn) -> Record:
