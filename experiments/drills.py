@@ -504,9 +504,30 @@ def _files(folder: str) -> set:
   return found
 
 
-def _limit_address_space():
-  import resource  # pylint: disable=g-import-not-at-top
-  resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+# The command runs as the grandchild of this process: a small Python launcher forks
+# it (so the peak RSS the launcher reads from wait4 is the command's own, not that
+# of a large process that forked it: Linux counts the memory a process had before
+# exec), sets the address-space limit, and reports that peak in a file. Ctrl-C is
+# forwarded to the command; the launcher leaves with the command's exit status.
+_LAUNCHER = """
+import os, resource, signal, sys
+report, argv = sys.argv[1], sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+  resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))
+  os.execv(sys.executable, [sys.executable] + argv)
+signal.signal(signal.SIGINT, lambda *_: os.kill(pid, signal.SIGINT))
+while True:
+  try:
+    _, status, usage = os.wait4(pid, 0)
+    break
+  except InterruptedError:
+    continue
+with open(report, "w") as f:
+  f.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+os._exit(code if code >= 0 else 128 - code)
+""".format(limit=ADDRESS_SPACE_LIMIT)
 
 
 def run_command(argv: Sequence[str], cwd: str, timeout: float = TIMEOUT_S,
@@ -514,32 +535,31 @@ def run_command(argv: Sequence[str], cwd: str, timeout: float = TIMEOUT_S,
   """Runs `python argv` in `cwd`; its exit status, output and own peak RSS."""
   before = _files(cwd)
   env = {**os.environ, "PYTHONPATH": ROOT, "PYTHONDONTWRITEBYTECODE": "1"}
-  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+       tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, stdout=out, stderr=err,
-                            env=env, preexec_fn=_limit_address_space)
+    proc = subprocess.Popen([sys.executable, "-c", _LAUNCHER, report.name, *argv],
+                            cwd=cwd, stdout=out, stderr=err, env=env,
+                            start_new_session=True)
     timed_out, interrupted = False, False
-    while True:
-      pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-      if pid:
-        break
+    while proc.poll() is None:
       elapsed = time.monotonic() - start
       if interrupt_after is not None and not interrupted and elapsed > interrupt_after:
         proc.send_signal(signal.SIGINT)
         interrupted = True
       if elapsed > timeout:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)   # The launcher and the command.
+        proc.wait()
         timed_out = True
-        _, status, usage = os.wait4(proc.pid, 0)
         break
       time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - start
+    peak_kb = report.read().strip()
     out.seek(0)
     err.seek(0)
     stdout, stderr = (f.read().decode("utf-8", "replace") for f in (out, err))
   created = sorted(_files(cwd) - before)
-  return Outcome(proc.returncode, stdout, stderr, usage.ru_maxrss / 1024, wall, created,
+  return Outcome(proc.returncode, stdout, stderr, int(peak_kb or 0) / 1024, wall, created,
                  timed_out)
 
 

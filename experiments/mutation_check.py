@@ -56,141 +56,142 @@ class Mutation(NamedTuple):
 
 
 def _m(name, file, snippet, replacement, *tests) -> Mutation:
-  """A mutation of salx/<file>; test 'x' is tests/test_x.py, 'x::t' its test t."""
+  """A mutation of salx/<file>; test 'd/test_x' is tests/d/test_x.py, 'd/test_x::t'
+  its test t."""
   def target(test):
     module, _, node = test.partition("::")
-    return f"tests/test_{module}.py" + (f"::{node}" if node else "")
+    return f"tests/{module}.py" + (f"::{node}" if node else "")
   return Mutation(name, f"salx/{file}", snippet, replacement, tuple(map(target, tests)))
 
 
-_LOSSES = "parity_core::test_parity_pseudo_labels_masks_and_losses"
-_OUTPUTS = "parity_core::test_parity_model_outputs"
-_WTALC = "mutation_gaps::test_wtalc_subsets_map_to_their_splits"
+_LOSSES = "parity/test_parity_sal_step::test_parity_pseudo_labels_masks_and_losses"
+_OUTPUTS = "parity/test_parity_sal_step::test_parity_model_outputs"
+_WTALC = "experiments/test_mutation_gaps::test_wtalc_subsets_map_to_their_splits"
 
 # Snippets in salx/app/train.py and salx/app/evaluator.py were chosen to outlast edits.
 MUTATIONS: Tuple[Mutation, ...] = (
     # salx/methods (SAL)
     _m("thumos_pseudo_topk_extra", "methods/sal/hparams.py", "    pseudo_topk_extra=17,",
-       "    pseudo_topk_extra=16,", "shipped_settings", _LOSSES),
+       "    pseudo_topk_extra=16,", "methods/test_sal_shipped_settings", _LOSSES),
     _m("activitynet_mask_var_factor", "methods/sal/hparams.py", "    mask_var_factor=6.0,",
-       "    mask_var_factor=5.0,", "shipped_settings", _LOSSES),
+       "    mask_var_factor=5.0,", "methods/test_sal_shipped_settings", _LOSSES),
     _m("thumos_beta", "methods/sal/hparams.py", "    beta=0.35,", "    beta=0.4,",
-       "shipped_settings", "parity_localization"),
+       "methods/test_sal_shipped_settings", "parity/test_parity_sal_localization"),
     _m("default_outer_lambda", "methods/sal/hparams.py", "  outer_lambda: float = 0.2",
-       "  outer_lambda: float = 0.25", "shipped_settings", "parity_localization"),
+       "  outer_lambda: float = 0.25", "methods/test_sal_shipped_settings", "parity/test_parity_sal_localization"),
     _m("gce_negatives_subtracted", "methods/sal/losses.py", "return jnp.mean(pos) + jnp.mean(neg)",
-       "return jnp.mean(pos) - jnp.mean(neg)", "losses", _LOSSES),
+       "return jnp.mean(pos) - jnp.mean(neg)", "methods/test_sal_losses", _LOSSES),
     _m("uniform_kl_sign", "methods/sal/losses.py", "(log_u - jax.nn.log_softmax(logits, axis=-1))",
-       "(log_u + jax.nn.log_softmax(logits, axis=-1))", "losses", _LOSSES),
+       "(log_u + jax.nn.log_softmax(logits, axis=-1))", "methods/test_sal_losses", _LOSSES),
     _m("mix_term_weighted_by_act", "methods/sal/losses.py", '+ weights.mix * terms["mix"])',
-       '+ weights.act * terms["mix"])', "losses", _LOSSES,
-       "mutation_gaps::test_each_loss_weight_scales_its_own_term_only"),
+       '+ weights.act * terms["mix"])', "methods/test_sal_losses", _LOSSES,
+       "experiments/test_mutation_gaps::test_each_loss_weight_scales_its_own_term_only"),
     _m("mix_label_union_becomes_intersection", "methods/sal/pseudo_labels.py",
-       "(g + roll_batch(g) >= 1)", "(g + roll_batch(g) >= 2)", "losses"),
+       "(g + roll_batch(g) >= 1)", "(g + roll_batch(g) >= 2)", "methods/test_sal_losses"),
     _m("mask_variance_biased", "methods/sal/pseudo_labels.py", "jnp.var(top_prob, ddof=1)",
-       "jnp.var(top_prob, ddof=0)", "losses", _LOSSES),
+       "jnp.var(top_prob, ddof=0)", "methods/test_sal_losses", _LOSSES),
     _m("mask_penalises_above_mean", "methods/sal/pseudo_labels.py",
-       "jnp.minimum(top_prob - mu, 0.0)", "jnp.maximum(top_prob - mu, 0.0)", "losses"),
+       "jnp.minimum(top_prob - mu, 0.0)", "jnp.maximum(top_prob - mu, 0.0)", "methods/test_sal_losses"),
     _m("confidence_gate_third", "methods/sal/pseudo_labels.py", "(confidence, num_segments // 2)",
-       "(confidence, num_segments // 3)", "losses", _LOSSES),
+       "(confidence, num_segments // 3)", "methods/test_sal_losses", _LOSSES),
     _m("cas_bg_not_complemented", "methods/sal/model.py", "cas_bg = cas * (1.0 - a)[..., None]",
-       "cas_bg = cas * a[..., None]", "model", _OUTPUTS),
+       "cas_bg = cas * a[..., None]", "methods/test_sal_model", _OUTPUTS),
     _m("mix_branch_bias_twice", "methods/sal/model.py", "pre + roll_batch(pre) - bias",
        "pre + roll_batch(pre)", _OUTPUTS),
     _m("mixup_roll_direction", "methods/sal/model.py", "return jnp.roll(z, 1, axis=0)",
-       "return jnp.roll(z, -1, axis=0)", "losses", _OUTPUTS),
+       "return jnp.roll(z, -1, axis=0)", "methods/test_sal_losses", _OUTPUTS),
     _m("fused_actionness_streams_swapped", "methods/sal/model.py",
        "(1.0 - rgb_weight) * action_flow + rgb_weight * action_rgb",
-       "(1.0 - rgb_weight) * action_rgb + rgb_weight * action_flow", "losses", _OUTPUTS),
+       "(1.0 - rgb_weight) * action_rgb + rgb_weight * action_flow", "methods/test_sal_losses", _OUTPUTS),
     # salx/core
     _m("method_state_not_written_back", "core/train_step.py",
        "opt_state=opt_state,\n                              method_state=method_state)",
        "opt_state=opt_state,\n                              method_state=state.method_state)",
-       "learning::test_mask_statistics_carried_in_the_state_are_the_running_ema"),
+       "methods/test_sal_learning::test_mask_statistics_carried_in_the_state_are_the_running_ema"),
     _m("decoupled_weight_decay", "core/train_step.py",
        "    return optax.chain(optax.add_decayed_weights(weight_decay),\n"
        "                       optax.adam(learning_rate, b1=b1, b2=b2, eps=eps))",
        "    return optax.chain(optax.scale_by_adam(b1=b1, b2=b2, eps=eps),\n"
        "                       optax.add_decayed_weights(weight_decay),\n"
        "                       optax.scale(-learning_rate))",
-       "parity_core::test_parity_gradients_and_adam_step",
-       "learning::test_first_step_is_adams_first_update_with_coupled_decay"),
+       "parity/test_parity_sal_step::test_parity_gradients_and_adam_step",
+       "methods/test_sal_learning::test_first_step_is_adams_first_update_with_coupled_decay"),
     _m("dropout_key_not_folded_with_step", "core/train_step.py",
        "dropout_rng = jax.random.fold_in(rng, state.step)", "dropout_rng = rng",
-       "train_step::test_same_rng_same_result_and_dropout_changes_with_the_step"),
+       "core/test_train_step::test_same_rng_same_result_and_dropout_changes_with_the_step"),
     _m("torch_format_allows_getattr", "core/torch_format.py",
        '    "collections.OrderedDict": collections.OrderedDict,',
        '    "collections.OrderedDict": collections.OrderedDict,\n'
-       '    "builtins.getattr": getattr,', "official_checkpoint"),
+       '    "builtins.getattr": getattr,', "methods/test_sal_official_checkpoint"),
     # salx/postprocess
     _m("oic_outer_end_one_further", "postprocess/localization.py",
        "np.trunc(e + outer_lambda * n)", "np.trunc(e + 1 + outer_lambda * n)",
-       "curves", "parity_localization"),
+       "postprocess/test_curves", "parity/test_parity_sal_localization"),
     _m("oic_outer_start_skips_first", "postprocess/localization.py",
-       "outer_s = np.maximum(0, ", "outer_s = np.maximum(1, ", "curves",
-       "parity_localization"),
+       "outer_s = np.maximum(0, ", "outer_s = np.maximum(1, ", "postprocess/test_curves",
+       "parity/test_parity_sal_localization"),
     _m("proposal_end_without_plus_one", "postprocess/localization.py",
-       "end = (runs.end + 1) * t_factor", "end = runs.end * t_factor", "localization",
-       "parity_localization"),
+       "end = (runs.end + 1) * t_factor", "end = runs.end * t_factor", "postprocess/test_localization",
+       "parity/test_parity_sal_localization"),
     _m("soft_nms_linear_decay", "postprocess/nms.py", "np.exp(-np.square(iou) / nms_alpha)",
-       "np.exp(-iou / nms_alpha)", "nms", "parity_localization"),
+       "np.exp(-iou / nms_alpha)", "postprocess/test_nms", "parity/test_parity_sal_localization"),
     _m("iou_intersection_without_plus_one", "postprocess/nms.py",
        "np.minimum(e1, e2) - np.maximum(s1, s2) + 1)",
-       "np.minimum(e1, e2) - np.maximum(s1, s2))", "nms", "parity_localization"),
+       "np.minimum(e1, e2) - np.maximum(s1, s2))", "postprocess/test_nms", "parity/test_parity_sal_localization"),
     _m("argmax_fallback_takes_argmin", "postprocess/scores.py",
        "rows[none, np.argmax(scores[none], axis=1)]",
-       "rows[none, np.argmin(scores[none], axis=1)]", "localization", "classification"),
+       "rows[none, np.argmin(scores[none], axis=1)]", "postprocess/test_localization", "postprocess/test_classification"),
     _m("ap_precision_not_interpolated", "postprocess/ap.py",
        "mprec = np.maximum.accumulate(mprec[:, ::-1], axis=1)[:, ::-1]",
-       "mprec = mprec[:, :]", "ap", "parity_anet13"),
+       "mprec = mprec[:, :]", "postprocess/test_ap", "parity/test_parity_sal_activitynet13_postprocess"),
     # salx/datasets
     _m("uniform_sample_shifted_one_bin", "datasets/sampling.py",
        "return bin_edges(length, num_segments)[:-1]",
-       "return bin_edges(length, num_segments)[1:] - 1", "sampling"),
+       "return bin_edges(length, num_segments)[1:] - 1", "datasets/test_sampling"),
     _m("activitynet_bins_exclude_upper_edge", "datasets/sampling.py",
        "rng.integers(edges[:-1], edges[1:], endpoint=True)",
-       "rng.integers(edges[:-1], edges[1:], endpoint=False)", "sampling"),
+       "rng.integers(edges[:-1], edges[1:], endpoint=False)", "datasets/test_sampling"),
     _m("npy_unpickler_falls_back_to_builtins", "datasets/npy.py",
        "    except KeyError:\n      raise self._refuse(",
        "    except KeyError:\n      if module == 'builtins':\n"
-       "        return super().find_class(module, name)\n      raise self._refuse(", "npy"),
+       "        return super().find_class(module, name)\n      raise self._refuse(", "datasets/test_npy"),
     _m("wtalc_thumos_subsets_swapped", "datasets/wtalc_layout.py",
        '"thumos14": {"train": "validation", "test": "test"},',
        '"thumos14": {"train": "test", "test": "validation"},',
-       "wtalc_layout", "layouts", _WTALC),
+       "datasets/test_wtalc_layout", "datasets/test_layouts", _WTALC),
     _m("wtalc_activitynet13_subsets_swapped", "datasets/wtalc_layout.py",
        '"activitynet13": {"train": "training", "test": "validation"},',
        '"activitynet13": {"train": "validation", "test": "training"},',
-       "wtalc_layout", "layouts", _WTALC),
+       "datasets/test_wtalc_layout", "datasets/test_layouts", _WTALC),
     _m("epoch_order_shares_the_sampling_stream", "datasets/batches.py",
        "default_rng([seed, _PERMUTATION_STREAM, epoch])", "default_rng([seed, epoch])",
-       "input_pipeline"),
+       "datasets/test_input_pipeline"),
     _m("eval_rows_of_a_host_batch", "datasets/batches.py",
        "index = batch * batch_size + process_index * local + row",
-       "index = batch * local + process_index * local + row", "input_pipeline"),
+       "index = batch * local + process_index * local + row", "datasets/test_input_pipeline"),
     # salx/app
     _m("resume_one_step_late", "app/train.py",
        "start_step = int(jax.device_get(state.step)[0])",
        "start_step = int(jax.device_get(state.step)[0]) + 1",
-       "train::test_run_killed_with_sigkill_resumes_to_the_same_metrics"),
+       "e2e/test_train_and_evaluate::test_run_killed_with_sigkill_resumes_to_the_same_metrics"),
     _m("evaluator_keeps_only_unevaluated_classes", "app/scoring.py",
        "~np.isin(detections.label, self.unevaluated)",
        "np.isin(detections.label, self.unevaluated)",
-       "train::test_classes_without_test_instances_are_left_out"),
+       "e2e/test_train_and_evaluate::test_classes_without_test_instances_are_left_out"),
     _m("best_checkpoint_ties_take_the_later", "app/report.py",
        'record["average_mAP"] > best["average_mAP"]',
-       'record["average_mAP"] >= best["average_mAP"]', "report"),
+       'record["average_mAP"] >= best["average_mAP"]', "app/test_report"),
     _m("odd_feature_dim_accepted", "app/run_config.py", "if config.feature_dim % 2:",
-       "if False:", "configs",
-       "mutation_gaps::test_an_odd_feature_dim_is_refused_naming_the_field"),
+       "if False:", "app/test_configs",
+       "experiments/test_mutation_gaps::test_an_odd_feature_dim_is_refused_naming_the_field"),
     _m("activitynet_keep_all_check_removed", "app/run_config.py",
        'if getattr(hp, "sampling", None) == "activitynet" and not '
        "config.eval_keep_all_if_shorter:",
-       "if False:", "configs",
-       "mutation_gaps::test_activitynet_sampling_requires_keeping_short_test_videos_whole"),
+       "if False:", "app/test_configs",
+       "experiments/test_mutation_gaps::test_activitynet_sampling_requires_keeping_short_test_videos_whole"),
     # The config check of T against the largest top-k, now the method's own.
     _m("largest_topk_check_removed", "methods/sal/method.py",
-       "    if largest > hp.num_segments:", "    if False:", "configs", "main_errors"),
+       "    if largest > hp.num_segments:", "    if False:", "app/test_configs", "app/test_main_errors"),
 )
 
 

@@ -48,10 +48,12 @@ def test_activitynet_config_trains_and_evaluates_at_050_095(name, tmp_path):
       class_list=data_file(case["class_list"]) if case["class_list"] else None,
       max_videos=8, max_snippets=70)
   config = _config(name)
-  assert (config.num_segments, config.batch_size, config.variant) == (50, 32, "activitynet")
-  config.update(data_dir=str(data_dir), feature_dim=64, hidden_dim=16, batch_size=4,
+  assert (config.sal.num_segments, config.batch_size, config.preset) == (50, 32,
+                                                                       "activitynet")
+  config.update(data_dir=str(data_dir), feature_dim=64, batch_size=4,
                 eval_batch_size=4, num_steps=4, eval_every=2, checkpoint_every=2,
                 log_every=2)
+  config.sal.hidden_dim = 16
   result = train.train_and_evaluate(config, str(tmp_path / "work"))
 
   assert result.status == "completed" and result.step == 4

@@ -58,7 +58,8 @@ def _read(path):
 
 
 def _without_config(metrics):
-  return {k: v for k, v in metrics.items() if k not in ("config", "method", "hparams")}
+  return {k: v for k, v in metrics.items()
+          if k not in ("config", "method", "hparams", "class_names")}
 
 
 # ----------------------------------------------------------------------------
@@ -95,6 +96,7 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert (tmp_path / "report.txt").read_text().strip() == result.table
   saved = _read(tmp_path / "metrics.json")
   assert saved["method"] == "sal" and len(saved["hparams"]) == 1
+  assert saved["class_names"] == list(layouts.open_source(data_dir, "thumos14").class_names)
   assert saved["hparams"][0]["nms_thresh"] == config.sal.nms_thresh
   assert saved["hparams"][0]["num_segments"] == config.sal.num_segments
   assert [h["step"] for h in saved["train_history"]] == list(range(5, 31, 5))
