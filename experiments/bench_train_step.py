@@ -86,6 +86,33 @@ def make_batch(batch: int, segments: int, classes: int, feature_dim: int, seed: 
   return {"features": features, "labels": labels}
 
 
+def time_steps(step, state, device_batch, rng, hp, warmup: int, steps: int):
+  """(state, metrics, compile s, per-step s with a sync each, per-step s of chunks of
+  10 dispatched back to back as the training loop does) of a jitted step."""
+  start = time.perf_counter()
+  state, metrics = step(state, device_batch, rng, hp)
+  jax.block_until_ready((state, metrics))
+  compile_s = time.perf_counter() - start
+  for _ in range(warmup):
+    state, metrics = step(state, device_batch, rng, hp)
+  jax.block_until_ready((state, metrics))
+  times = []
+  for _ in range(steps):
+    start = time.perf_counter()
+    state, metrics = step(state, device_batch, rng, hp)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - start)
+  # Steady-state training throughput: one block_until_ready per chunk of 10.
+  chunks = []
+  for _ in range(max(1, steps // 10)):
+    start = time.perf_counter()
+    for _ in range(10):
+      state, metrics = step(state, device_batch, rng, hp)
+    jax.block_until_ready((state, metrics))
+    chunks.append((time.perf_counter() - start) / 10)
+  return state, metrics, compile_s, times, chunks
+
+
 def bench_case(name: str, dtype: str, steps: int, warmup: int, hidden: int,
                feature_dim: int, profile_dir: str = "", plain: bool = False) -> str:
   variant, batch, segments, classes = CASES[name]
@@ -105,28 +132,8 @@ def bench_case(name: str, dtype: str, steps: int, warmup: int, hidden: int,
   device_batch = sharding.global_batch(host, mesh)
   rng = jax.random.key(1)
 
-  start = time.perf_counter()
-  state, metrics = step(state, device_batch, rng, hp)
-  jax.block_until_ready((state, metrics))
-  compile_s = time.perf_counter() - start
-  for _ in range(warmup):
-    state, metrics = step(state, device_batch, rng, hp)
-  jax.block_until_ready((state, metrics))
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    state, metrics = step(state, device_batch, rng, hp)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - start)
-  # Steady-state training throughput: steps dispatched back to back (as in the
-  # training loop), one block_until_ready per chunk of 10; median over chunks.
-  chunks = []
-  for _ in range(max(1, steps // 10)):
-    start = time.perf_counter()
-    for _ in range(10):
-      state, metrics = step(state, device_batch, rng, hp)
-    jax.block_until_ready((state, metrics))
-    chunks.append((time.perf_counter() - start) / 10)
+  state, metrics, compile_s, times, chunks = time_steps(step, state, device_batch, rng, hp,
+                                                       warmup, steps)
   if profile_dir:
     with jax.profiler.trace(os.path.join(profile_dir, f"{name}_{dtype}")):
       for _ in range(5):
@@ -177,26 +184,8 @@ def bench_method_case(name: str, dtype: str, steps: int, warmup: int, hidden: in
                          num_similar=hp.num_similar)
   device_batch = sharding.global_batch(host, mesh)
   rng = jax.random.key(1)
-  start = time.perf_counter()
-  state, metrics = step(state, device_batch, rng, hp)
-  jax.block_until_ready((state, metrics))
-  compile_s = time.perf_counter() - start
-  for _ in range(warmup):
-    state, metrics = step(state, device_batch, rng, hp)
-  jax.block_until_ready((state, metrics))
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    state, metrics = step(state, device_batch, rng, hp)
-    jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - start)
-  chunks = []
-  for _ in range(max(1, steps // 10)):
-    start = time.perf_counter()
-    for _ in range(10):
-      state, metrics = step(state, device_batch, rng, hp)
-    jax.block_until_ready((state, metrics))
-    chunks.append((time.perf_counter() - start) / 10)
+  state, metrics, compile_s, times, chunks = time_steps(step, state, device_batch, rng, hp,
+                                                       warmup, steps)
   loss = float(metrics["loss"])
   if not np.isfinite(loss):
     raise RuntimeError(f"{name}: non-finite loss {loss}")
