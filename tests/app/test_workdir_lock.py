@@ -67,7 +67,7 @@ def test_lock_of_a_killed_run_is_taken_over(tmp_path, caplog):
     proc.wait(timeout=30)
     proc.stdout.close()
   assert json.loads((tmp_path / ".lock").read_text())["pid"] == proc.pid   # Stale.
-  with caplog.at_level("INFO"):
+  with caplog.at_level("INFO", logger="absl"):   # Whatever verbosity ran before.
     with workdir_lock.WorkdirLock(tmp_path) as lock:
       assert lock.holder()["pid"] == os.getpid()
   assert any(f"pid {proc.pid}" in r.getMessage() and "Took over" in r.getMessage()
