@@ -33,7 +33,7 @@ from typing import Optional, Sequence
 from absl import flags
 
 from salx import cli
-from salx.core.torch_format import short_text
+from salx.core.bounded_repr import short_text
 from salx.datasets import layouts
 from salx.datasets import npy
 from salx.datasets import validate

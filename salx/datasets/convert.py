@@ -33,7 +33,7 @@ from absl import flags
 
 from salx import cli
 from salx.core.constants import FEATURE_DIM
-from salx.core.torch_format import short_text
+from salx.core.bounded_repr import short_text
 from salx.datasets import layout_conversion
 from salx.datasets import layouts
 from salx.datasets.errors import DataError

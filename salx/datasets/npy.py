@@ -38,7 +38,8 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from salx.core.torch_format import BoundedUnpickler, short_repr, short_text
+from salx.core.bounded_repr import short_repr, short_text
+from salx.core.torch_format import BoundedUnpickler
 from salx.datasets.errors import DataError, PathLike
 
 # Everything a pickle builds, in all, is at most this many times the bytes of its

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from salx.core.constants import FEATURE_FPS, SNIPPET_FRAMES, SPLITS
-from salx.core.torch_format import short_repr
+from salx.core.bounded_repr import short_repr
 from salx.datasets import classes
 from salx.datasets import npy
 from salx.datasets.errors import DataError, PathLike

@@ -33,7 +33,7 @@ from typing import Iterable, Iterator, List, Optional, TextIO
 import numpy as np
 
 from salx.core.constants import SPLITS
-from salx.core.torch_format import short_repr
+from salx.core.bounded_repr import short_repr
 from salx.datasets import layouts
 from salx.datasets import npy
 from salx.datasets.errors import DataError

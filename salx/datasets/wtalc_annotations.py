@@ -30,7 +30,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from salx.core.torch_format import short_repr
+from salx.core.bounded_repr import short_repr
 from salx.datasets import npy
 from salx.datasets.errors import DataError, PathLike
 from salx.datasets.source import VideoAnnotation, check_video_name, segments_array

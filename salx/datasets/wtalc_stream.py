@@ -26,7 +26,7 @@ from typing import Any, Iterable, Iterator, Tuple
 
 import numpy as np
 
-from salx.core.torch_format import short_text
+from salx.core.bounded_repr import short_text
 from salx.datasets import npy
 from salx.datasets.errors import DataError, PathLike
 

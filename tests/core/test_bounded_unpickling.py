@@ -13,7 +13,8 @@ import pytest
 
 from salx.core import torch_format
 from salx.core import torch_writer
-from salx.core.torch_format import CheckpointFormatError, short_repr, short_text, tree_size
+from salx.core.bounded_repr import short_repr, short_text, tree_size
+from salx.core.torch_format import CheckpointFormatError
 
 
 def _shared_lists(levels=10, fan=10):
