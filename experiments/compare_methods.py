@@ -72,27 +72,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_protocol import default_annotations  # noqa: E402  (the same gt.json search)
 
 METHODS = ("sal", "co2net", "delu")
 TITLES = {"sal": "SAL", "co2net": "CO2-Net", "delu": "DELU"}
 # Each method's own evaluation protocol (--protocol=own).
 OWN_PROTOCOL = {"sal": "activitynet", "co2net": "wtalc", "delu": "wtalc"}
 COMMON_PROTOCOL = "activitynet"
-
-
-def default_annotations() -> str:
-  """thumos14/gt.json under $SALX_DATA_DIR or shared/data beside a folder above the
-  repository; '' when there is none."""
-  roots = [os.environ["SALX_DATA_DIR"]] if os.environ.get("SALX_DATA_DIR") else []
-  parent = ROOT
-  while os.path.dirname(parent) != parent:
-    parent = os.path.dirname(parent)
-    roots.append(os.path.join(parent, "shared", "data"))
-  for root in roots:
-    path = os.path.join(root, "thumos14", "gt.json")
-    if os.path.isfile(path):
-      return path
-  return ""
 
 
 # ----------------------------------------------------------------------------
