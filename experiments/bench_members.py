@@ -8,7 +8,7 @@ For each K of --members, in one run: K members trained by one jitted step
 states [K, ...], batches [K, B, T, D], as the trainer with config.num_seeds = K),
 and K single members (the same step with K = 1, what a run of one seed trains)
 stepped one after the other, each with its own state. One member is initialised
-by the trainer's `salx.app.members.init_members` on configs/thumos.py at the flags'
+by the trainer's `salx.app.config.init_members` on configs/thumos.py at the flags'
 sizes (default D 2048, H 512, T 750, B 2: the full 146M-parameter model); every
 state timed starts from copies of it (a step's time does not depend on the values,
 and only the steps compile), with its own batch and dropout key. Each step is
@@ -48,8 +48,7 @@ import numpy as np  # noqa: E402
 
 import configs.thumos  # noqa: E402
 from bench_train_step import make_batch  # noqa: E402
-from salx.app import members as members_lib  # noqa: E402
-from salx.app import run_config  # noqa: E402
+from salx.app import config as config_lib  # noqa: E402
 from salx.core import members as core_members  # noqa: E402
 from salx.core import sharding  # noqa: E402
 
@@ -62,7 +61,7 @@ def make_config(args, num_members: int = 1):
   config.update(dict(feature_dim=args.feature_dim, batch_size=args.batch_size,
                      compute_dtype=args.dtype, num_seeds=num_members))
   config.sal.update(dict(hidden_dim=args.hidden_dim, num_segments=args.num_segments))
-  run_config.check_config(config)
+  config_lib.check_config(config)
   return config
 
 
@@ -93,12 +92,12 @@ def members_batch(args, seeds, mesh) -> Dict[str, jax.Array]:
 def first_member(args):
   """(one member initialised by the trainer's `init_members`, its model, its method)."""
   config = make_config(args)
-  method = run_config.method_of(config)
-  hp = run_config.make_hparams(config)
-  model = run_config.make_model(config, NUM_CLASSES, method, hp)
+  method = config_lib.method_of(config)
+  hp = config_lib.make_hparams(config)
+  model = config_lib.make_model(config, NUM_CLASSES, method, hp)
   mesh = sharding.make_mesh(num_members=1)
-  state, keys, hparams = members_lib.init_members(
-      method, model, config, members_lib.members_of(config), mesh)
+  state, keys, hparams = config_lib.init_members(
+      method, model, config, config_lib.members_of(config), mesh)
   step_fn = sharding.jit_members_step(core_members.make_members_step(method, model), mesh)
   return Members(state, members_batch(args, [0], mesh), keys, hparams, step_fn), model, method
 
@@ -180,7 +179,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.error(f"--members must be positive, got {args.members}")
   try:
     make_config(args, max(args.members))
-  except run_config.ConfigError as e:
+  except config_lib.ConfigError as e:
     parser.error(str(e))
   return args
 

@@ -22,7 +22,7 @@ and a last line comparing the largest K with the smallest:
 
     bench_memory extra_peak_rss_mb(K=4-K=1)=X train_split_mb=S split_held=once|4 times
 
-The members share one reader and one cache (`salx.app.train.members_batches`),
+The members share one reader and one cache (`salx.app.data.training_batches`),
 so the cache holds about one split for every K (splits_held near 1), and X is
 the members' states, batches and compiled step, less than the split: 'once' when
 the cache of the largest K is below the midpoint between one split and K splits.
@@ -100,12 +100,12 @@ def worker(args) -> int:
   import jax  # pylint: disable=g-import-not-at-top
   from salx import cli  # pylint: disable=g-import-not-at-top
   cli.import_quietly("tensorflow")
-  from salx.app import console  # pylint: disable=g-import-not-at-top
-  from salx.app import train  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
+  from salx.app import trainer  # pylint: disable=g-import-not-at-top
   import configs.tiny  # pylint: disable=g-import-not-at-top
   flags.FLAGS.mark_as_parsed()
   logging.use_absl_handler()
-  console.show_library_logs(False)
+  runtime.show_library_logs(False)
   jax.devices()   # Start the backend before the first reading.
 
   config = configs.tiny.get_config()
@@ -122,7 +122,7 @@ def worker(args) -> int:
   with open(os.devnull, "w", encoding="utf-8") as null:
     stdout, sys.stdout = sys.stdout, null
     try:
-      train.train_and_evaluate(config, workdir)
+      trainer.train_and_evaluate(config, workdir)
     finally:
       sys.stdout = stdout
   wall_s = time.perf_counter() - t0

@@ -4,7 +4,7 @@
     python experiments/bench_protocol.py --fraction=0.02          # a part, extrapolated
     python experiments/bench_protocol.py --num_seeds=4 --eval_workers=8
 
-The run is `salx.app.train.train_and_evaluate` (what `python -m salx.main` runs)
+The run is `salx.app.trainer.train_and_evaluate` (what `python -m salx.main` runs)
 with configs/thumos.py: 10,000 steps at batch 2 over the 200 training videos
 (random-perturb sampling to T = 750), the test split (210 videos) evaluated every
 10 steps from the end of the first epoch (step 100) and at the last step, the
@@ -24,9 +24,9 @@ Prints the trainer's own output, then one line:
 
 wall_s is the time of the train_and_evaluate call (data generation, data_s,
 excluded); setup_s its part before the first step (data check, init, untrained
-evaluation), the first step compiling. The trainer's evaluations (the
-members' forward, SplitEvaluator.members_outputs, and their scoring,
-EvalPool.submit) and checkpoint calls are timed from outside:
+evaluation), the first step compiling. The trainer's evaluations
+(Evaluator.submit: the members' forward, then their scoring in this process or
+its hand-off to the workers) and checkpoint calls are timed from outside:
 eval_s is the mean time of an evaluation in the loop, saves_s the total of the
 checkpoint calls, and step_s the rest of the loop per step after the first.
 extrapolated_full_s adds the steps, evaluations (full_evals of the 10,000-step
@@ -131,7 +131,7 @@ class Clock:
   """(start, end) times of the trainer's calls, by kind."""
 
   def __init__(self):
-    self.calls = {"first_step": [], "forward": [], "evaluation": [], "save": [],
+    self.calls = {"first_step": [], "evaluation": [], "save": [],
                   "latest": []}
 
   def total(self, kind: str, after: float = 0.0) -> float:
@@ -157,9 +157,8 @@ class Clock:
 def clocked(clock: Clock):
   """Times the trainer's evaluations, checkpoint calls and first (compiling) step,
   which is run to completion; every call does what it did."""
-  from salx.app import checkpoint  # pylint: disable=g-import-not-at-top
-  from salx.app import eval_pool  # pylint: disable=g-import-not-at-top
-  from salx.app import evaluator  # pylint: disable=g-import-not-at-top
+  from salx.app import checkpoints as checkpoints_lib  # pylint: disable=g-import-not-at-top
+  from salx.app import evaluation  # pylint: disable=g-import-not-at-top
   from salx.core import sharding  # pylint: disable=g-import-not-at-top
   jit_step = sharding.jit_members_step
 
@@ -169,13 +168,11 @@ def clocked(clock: Clock):
     return lambda *a: (first if not clock.calls["first_step"] else step)(*a)
 
   patches = [(sharding, "jit_members_step", jit_members_step),
-             (evaluator.SplitEvaluator, "members_outputs", clock.timed(
-                 ["forward"], evaluator.SplitEvaluator.members_outputs)),
-             (eval_pool.EvalPool, "submit", clock.timed(
-                 ["evaluation"], eval_pool.EvalPool.submit))]
-  patches += [(checkpoint.RunCheckpoints, name, clock.timed(
+             (evaluation.Evaluator, "submit", clock.timed(
+                 ["evaluation"], evaluation.Evaluator.submit))]
+  patches += [(checkpoints_lib.RunCheckpoints, name, clock.timed(
       ["save", "latest"] if name == "save_latest" else ["save"],
-      getattr(checkpoint.RunCheckpoints, name)))
+      getattr(checkpoints_lib.RunCheckpoints, name)))
               for name in ("save_latest", "save_best", "close")]
   saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
   try:
@@ -194,12 +191,12 @@ def run(args) -> str:
   import jax  # pylint: disable=g-import-not-at-top
   from salx import cli  # pylint: disable=g-import-not-at-top
   cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
-  from salx.app import console  # pylint: disable=g-import-not-at-top
-  from salx.app import train  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
+  from salx.app import trainer  # pylint: disable=g-import-not-at-top
   # As `python -m salx.main`: the console shows warnings, workdir/log.txt everything.
   flags.FLAGS.mark_as_parsed()
   logging.use_absl_handler()
-  console.show_library_logs(False)
+  runtime.show_library_logs(False)
 
   num_steps = int(round(args.fraction * FULL_STEPS))
   start = time.perf_counter()
@@ -211,7 +208,7 @@ def run(args) -> str:
   try:
     with clocked(clock):
       t0 = time.perf_counter()
-      result = train.train_and_evaluate(config, workdir)
+      result = trainer.train_and_evaluate(config, workdir)
       wall_s = time.perf_counter() - t0
   finally:
     if not args.workdir:
@@ -222,7 +219,7 @@ def run(args) -> str:
   evals, loop_evals = clock.count("evaluation"), clock.count("evaluation", step_end)
   # An evaluation: the members' forward, then the scoring (in this process, or handed
   # to the workers, with eval_workers > 0).
-  loop_eval_s = clock.total("forward", step_end) + clock.total("evaluation", step_end)
+  loop_eval_s = clock.total("evaluation", step_end)
   eval_s = loop_eval_s / loop_evals
   saves_s = clock.total("save", step_end)
   step_s = (loop_s - loop_eval_s - saves_s) / (num_steps - 1)
@@ -286,13 +283,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
-  from salx.app import errors  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
   try:
     line = run(args)
   except Exception as e:  # pylint: disable=broad-except
-    if not errors.is_known(e):
+    if not runtime.is_known(e):
       raise
-    code, text = errors.describe(e)
+    code, text = runtime.describe(e)
     print(f"bench_protocol: {text}", file=sys.stderr, flush=True)
     return code
   print(line, flush=True)

@@ -50,7 +50,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import configs.tiny  # noqa: E402
-from salx.app import checkpoint  # noqa: E402
+from salx.app import checkpoints as checkpoints_lib  # noqa: E402
 
 PROGRESS = "Setting work unit notes"    # clu's progress line, every 5 steps.
 RECORDS = ("untrained", "last", "best")
@@ -117,16 +117,16 @@ class _Runs:
 
 def _writing(workdir: str) -> bool:
   """Whether a checkpoint write is in flight (an Orbax temporary folder exists)."""
-  for sub in (checkpoint.LATEST_DIR, checkpoint.BEST_DIR):
+  for sub in (checkpoints_lib.LATEST_DIR, checkpoints_lib.BEST_DIR):
     folder = os.path.join(workdir, sub)
-    if os.path.isdir(folder) and any(checkpoint.TMP_SUFFIX in n
+    if os.path.isdir(folder) and any(checkpoints_lib.TMP_SUFFIX in n
                                      for n in os.listdir(folder)):
       return True
   return False
 
 
 def _newest(workdir: str) -> int:
-  folder = os.path.join(workdir, checkpoint.LATEST_DIR)
+  folder = os.path.join(workdir, checkpoints_lib.LATEST_DIR)
   names = os.listdir(folder) if os.path.isdir(folder) else []
   return max((int(n) for n in names if n.isdigit()), default=0)
 

@@ -11,7 +11,7 @@ thumos14/gt.json under $SALX_DATA_DIR or shared/data beside a folder above the
 repository, with video_info.csv beside it), with synthetic I3D-like features (the
 demo's feature knobs, configs/synthetic.py). Each method then trains as K members
 (`config.num_seeds`, seeds seed .. seed + K - 1) through
-`salx.app.train.train_and_evaluate` with its own config (configs/thumos.py,
+`salx.app.trainer.train_and_evaluate` with its own config (configs/thumos.py,
 co2net_thumos.py, delu_thumos.py: its batch, optimizer, loss weights and inference)
 at the reduced sizes below, the same steps, evaluation schedule, seed and
 held-out training videos (`config.holdout_fraction`) for all three.
@@ -89,7 +89,7 @@ COMMON_PROTOCOL = "activitynet"
 
 def stratified_videos(annotations: str, subset: str, per_class: int) -> List[str]:
   """The first `per_class` videos (by name) of each class of `subset`, a video's
-  class being its first label in sorted order (as `salx.app.holdout` groups
+  class being its first label in sorted order (as `salx.app.data` groups
   them); every video of the subset when per_class is 0."""
   with open(annotations, encoding="utf-8") as f:
     database = json.load(f)["database"]
@@ -238,7 +238,7 @@ class MethodResult:
 
 def run_method(method: str, args, data_dir: str, workdir: str,
                protocol: Optional[str]) -> MethodResult:
-  from salx.app import train  # pylint: disable=g-import-not-at-top
+  from salx.app import trainer  # pylint: disable=g-import-not-at-top
   config = make_config(method, args, data_dir, protocol)
   run_dir = os.path.join(workdir, method)
   shutil.rmtree(run_dir, ignore_errors=True)
@@ -247,7 +247,7 @@ def run_method(method: str, args, data_dir: str, workdir: str,
   start = time.perf_counter()
   with open(os.path.join(run_dir, "stdout.txt"), "w", encoding="utf-8") as log, \
       contextlib.redirect_stdout(log), timer.installed():
-    result = train.train_and_evaluate(config, run_dir)
+    result = trainer.train_and_evaluate(config, run_dir)
   if result.status != "completed":
     raise RuntimeError(f"{method}: the run ended {result.status} at step {result.step}")
   record = result.metrics["members"][0]["last"]
@@ -405,12 +405,12 @@ def main(argv=None) -> int:
   import jax  # pylint: disable=g-import-not-at-top
   from salx import cli  # pylint: disable=g-import-not-at-top
   cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
-  from salx.app import console  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
   # As `python -m salx.main`: the console shows warnings, <run>/log.txt everything.
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
   logging.use_absl_handler()
-  console.show_library_logs(False)
+  runtime.show_library_logs(False)
 
   start = time.perf_counter()
   data_dir, counts = make_data(args)

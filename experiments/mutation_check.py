@@ -68,7 +68,7 @@ _LOSSES = "parity/test_parity_sal_step::test_parity_pseudo_labels_masks_and_loss
 _OUTPUTS = "parity/test_parity_sal_step::test_parity_model_outputs"
 _WTALC = "experiments/test_mutation_gaps::test_wtalc_subsets_map_to_their_splits"
 
-# Snippets in salx/app/train.py and salx/app/evaluator.py were chosen to outlast edits.
+# Snippets in salx/app/trainer.py and salx/app/evaluation.py were chosen to outlast edits.
 MUTATIONS: Tuple[Mutation, ...] = (
     # salx/methods (SAL)
     _m("thumos_pseudo_topk_extra", "methods/sal/hparams.py", "    pseudo_topk_extra=17,",
@@ -170,21 +170,21 @@ MUTATIONS: Tuple[Mutation, ...] = (
        "index = batch * batch_size + process_index * local + row",
        "index = batch * local + process_index * local + row", "datasets/test_input_pipeline"),
     # salx/app
-    _m("resume_one_step_late", "app/train.py",
+    _m("resume_one_step_late", "app/trainer.py",
        "start_step = int(jax.device_get(state.step)[0])",
        "start_step = int(jax.device_get(state.step)[0]) + 1",
        "e2e/test_train_and_evaluate::test_run_killed_with_sigkill_resumes_to_the_same_metrics"),
-    _m("evaluator_keeps_only_unevaluated_classes", "app/scoring.py",
+    _m("evaluator_keeps_only_unevaluated_classes", "app/evaluation.py",
        "~np.isin(detections.label, self.unevaluated)",
        "np.isin(detections.label, self.unevaluated)",
        "e2e/test_train_and_evaluate::test_classes_without_test_instances_are_left_out"),
     _m("best_checkpoint_ties_take_the_later", "app/report.py",
-       'record["average_mAP"] > best["average_mAP"]',
-       'record["average_mAP"] >= best["average_mAP"]', "app/test_report"),
-    _m("odd_feature_dim_accepted", "app/run_config.py", "if config.feature_dim % 2:",
+       "self.average_mAP > best.average_mAP",
+       "self.average_mAP >= best.average_mAP", "app/test_report"),
+    _m("odd_feature_dim_accepted", "app/config.py", "if config.feature_dim % 2:",
        "if False:", "app/test_configs",
        "experiments/test_mutation_gaps::test_an_odd_feature_dim_is_refused_naming_the_field"),
-    _m("activitynet_keep_all_check_removed", "app/run_config.py",
+    _m("activitynet_keep_all_check_removed", "app/config.py",
        'if getattr(hp, "sampling", None) == "activitynet" and not '
        "config.eval_keep_all_if_shorter:",
        "if False:", "app/test_configs",

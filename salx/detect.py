@@ -101,26 +101,26 @@ def run(values: flags.FlagValues) -> int:
   progress_bar.note(f"{PROG}: loading the weights...")
   cli.import_quietly("tensorflow")   # Imported by the app's data feed; muted start-up.
   # Imported here so that --help answers at once.
-  from salx.app import detect_run  # pylint: disable=g-import-not-at-top
-  from salx.app import errors  # pylint: disable=g-import-not-at-top
+  from salx.app import own_videos  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
 
   def skipped(item) -> None:
     print(f"{PROG}: skipped {item}", file=sys.stderr, flush=True)
 
   try:
     if values.workdir:
-      weights = detect_run.weights_of_run(values.workdir, values.member, values.which,
+      weights = own_videos.weights_of_run(values.workdir, values.member, values.which,
                                           values.class_names)
     else:
-      weights = detect_run.weights_of_checkpoint(values.checkpoint, values.config,
+      weights = own_videos.weights_of_checkpoint(values.checkpoint, values.config,
                                                  values.class_names)
-    videos, bad = detect_run.find_videos(values.features, weights.config.feature_dim)
+    videos, bad = own_videos.find_videos(values.features, weights.config.feature_dim)
     for item in bad:
       skipped(item)
     if not videos:
       return cli.command_error(PROG, f"no video could be processed ({len(bad)} files "
                                "skipped)")
-    result = detect_run.detect(
+    result = own_videos.detect(
         weights, videos, fps=values.fps, frames_per_snippet=values.frames_per_snippet,
         batch_size=values.batch_size, top_per_class=values.top_per_class,
         score_threshold=values.score_threshold, timelines=bool(values.plots),
@@ -128,14 +128,14 @@ def run(values: flags.FlagValues) -> int:
     if result.detections is None:
       return cli.command_error(PROG, f"no video could be processed "
                                f"({len(bad) + len(result.skipped)} files skipped)")
-    files = detect_run.write_outputs(result, values.out, values.plots,
+    files = own_videos.write_outputs(result, values.out, values.plots,
                                      values.top_per_class, values.score_threshold)
   except KeyboardInterrupt:
     print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
   except Exception as e:  # pylint: disable=broad-except
-    if isinstance(e, errors.bad_input_types() + (OSError,)):
-      code, line = errors.describe(e)
+    if isinstance(e, runtime.bad_input_types() + (OSError,)):
+      code, line = runtime.describe(e)
       return cli.command_error(PROG, line, code)
     if isinstance(e, ValueError):
       return cli.command_error(PROG, e)

@@ -68,24 +68,24 @@ def run(config, workdir: str, mode: str = "train") -> int:
   """
   # Imported here so that --help answers at once, and so that a multi-host run can
   # initialise jax.distributed before anything else touches JAX.
-  from salx.app import errors  # pylint: disable=g-import-not-at-top
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
   try:
-    from salx.app import preflight  # pylint: disable=g-import-not-at-top
-    preflight.check(config, workdir, mode)   # Before TF, devices or the workdir.
+    from salx.app import config as config_lib  # pylint: disable=g-import-not-at-top
+    config_lib.preflight(config, workdir, mode)   # Before TF, devices or the workdir.
     cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
     from salx.core import sharding  # pylint: disable=g-import-not-at-top
     sharding.initialize_distributed(force=bool(config.get("distributed", False)))
-    from salx.app import evaluate_run  # pylint: disable=g-import-not-at-top
-    from salx.app import train  # pylint: disable=g-import-not-at-top
+    from salx.app import evaluation  # pylint: disable=g-import-not-at-top
+    from salx.app import trainer  # pylint: disable=g-import-not-at-top
     if mode == "evaluate":
-      evaluate_run.evaluate_checkpoint(config, workdir)
+      evaluation.evaluate_checkpoint(config, workdir)
       if (flags.FLAGS.is_parsed() and _PLOTS.value
           and os.path.isfile(os.path.join(workdir, "metrics.json"))):
-        from salx.app import drawing  # pylint: disable=g-import-not-at-top
-        files = drawing.draw_pictures(workdir, os.path.join(workdir, "plots"))
+        from salx.app import pictures  # pylint: disable=g-import-not-at-top
+        files = pictures.draw_pictures(workdir, os.path.join(workdir, "plots"))
         print(f"pictures: {files[-1]}", flush=True)
       return 0
-    result = train.train_and_evaluate(config, workdir)
+    result = trainer.train_and_evaluate(config, workdir)
   except KeyboardInterrupt:   # Ctrl-C before the training loop watches for it.
     return cli.fail("interrupted before training started; run the same command to "
                     "start again (any checkpoint in the workdir is kept)",
@@ -93,8 +93,8 @@ def run(config, workdir: str, mode: str = "train") -> int:
   except Exception as e:  # pylint: disable=broad-except
     if _verbose():
       traceback.print_exc()
-    code, text = errors.describe(e)
-    if code == EXIT_DIVERGED and not errors.is_known(e):
+    code, text = runtime.describe(e)
+    if code == EXIT_DIVERGED and not runtime.is_known(e):
       text += " (run with --verbosity=1 for the traceback)"
     return cli.fail(text, code)
   if result.status == "preempted":
@@ -114,8 +114,9 @@ def _quiet_libraries(record) -> bool:
 
 
 def main(argv):
-  from salx.app import console  # pylint: disable=g-import-not-at-top
-  console.show_library_logs(_verbose())
+  from salx.app import runtime  # pylint: disable=g-import-not-at-top
+  runtime.show_library_logs(_verbose())
+  runtime.quiet_late_callbacks()
   logging.get_absl_handler().addFilter(_quiet_libraries)
   if len(argv) > 1:
     sys.exit(cli.fail(f"unexpected arguments: {argv[1:]}"))

@@ -66,11 +66,10 @@ def run(workdir: str, out: str, split: str, video, top_per_class: int,
   # Imported here so that --help answers at once.
   cli.import_quietly("tensorflow")   # The data feed's; muted start-up lines.
   from salx.app import pictures  # pylint: disable=g-import-not-at-top
-  from salx.app.run_config import ConfigError  # pylint: disable=g-import-not-at-top
+  from salx.app.runtime import ConfigError  # pylint: disable=g-import-not-at-top
   from salx.datasets.errors import DataError  # pylint: disable=g-import-not-at-top
-  from salx.app import drawing  # pylint: disable=g-import-not-at-top
   try:
-    files = drawing.draw_pictures(workdir, out, split, video, top_per_class,
+    files = pictures.draw_pictures(workdir, out, split, video, top_per_class,
                                   score_threshold)
   except (pictures.NoRunError, ConfigError, DataError, ValueError) as e:
     return cli.command_error(PROG, e)

@@ -1,26 +1,44 @@
 """The data of a run: opening it (a data folder, a prepared TFDS dataset, or the
-synthetic dataset generated on first use) and checking it before anything trains.
+synthetic dataset generated on first use), checking it before anything trains,
+holding part of the training videos out, and the members' training batches.
 
 `config.data_source` says what to read: 'folder' (the default) reads
 `config.data_dir` in its layout; 'tfds' reads the dataset prepared under
 `config.tfds_data_dir` by `salx.datasets.tfds_builders.prepare` (for the synthetic
 dataset, prepared on first use next to its folder). Both give the same records,
 annotations and batches.
+
+Honest model selection: with `config.holdout_fraction = f > 0`, a fraction f of
+the training videos of each class (by a video's first label in sorted order; fixed
+by `config.seed`) is left out of training and evaluated like a test split at every
+evaluation; each member's step is then selected on it instead of on the test set.
+`split_training_videos` draws the held-out names; `TrainingSubset` is the source
+with only the kept training videos, `HeldOutSplit` the source whose 'test' split
+is the held-out videos (read from the training split), so the feed and the
+evaluator read them through the source interface as they read any folder.
+
+`training_batches` feeds the K members: member m's batch of step s is the one a
+single run with its seed draws, and the K feeds read through one reader, so one
+cache holds the training split once.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
 import os
-from typing import Iterator
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from absl import logging
+import jax
 import ml_collections
+import numpy as np
 
-from salx.app.run_config import ConfigError
+from salx.app.runtime import ConfigError
 from salx.core import constants
+from salx.core import sharding
 from salx.datasets import layouts
 from salx.datasets import synthesis
 from salx.datasets.errors import DataError
@@ -168,3 +186,124 @@ def num_classes_of(config: ml_collections.ConfigDict,
         f"{source.data_dir} has {num_classes} classes (its class list); set "
         "--config.num_classes=0 to take them from the data", source.annotation_file)
   return num_classes
+
+
+# ----------------------------------------------------------------------------
+# Held-out training videos.
+
+
+_HOLDOUT_STREAM = 2   # Apart from the feed's streams 0 (order) and 1 (sampling).
+
+
+def split_training_videos(source, fraction: float, seed: int
+                          ) -> Tuple[List[str], List[str]]:
+  """(kept, held out) training video names, in the source's order.
+
+  Per class (a video's first label, sorted), round(fraction * n) videos are held
+  out, at least one when the class has two or more.
+  """
+  names = source.video_names("train")
+  groups = collections.defaultdict(list)
+  for name in names:
+    annotation = source.annotation(name)
+    labels = sorted(annotation.video_labels) if annotation is not None else []
+    groups[labels[0] if labels else ""].append(name)
+  rng = np.random.default_rng([seed, _HOLDOUT_STREAM])
+  held = set()
+  for label in sorted(groups):
+    group = groups[label]
+    count = int(round(fraction * len(group)))
+    if len(group) >= 2:
+      count = min(max(count, 1), len(group) - 1)
+    else:
+      count = 0
+    held.update(group[i] for i in rng.permutation(len(group))[:count])
+  if not held:
+    raise ConfigError(f"config.holdout_fraction = {fraction} holds out no training "
+                      "video (each class needs two or more)")
+  return [n for n in names if n not in held], [n for n in names if n in held]
+
+
+class _Delegate:
+  """Everything of the wrapped source but the split membership (and so no
+  index-based reading, which follows the wrapped source's own splits)."""
+
+  def __init__(self, source):
+    self._source = source
+
+  def __getattr__(self, name):
+    if name == "load_index":
+      raise AttributeError(name)
+    return getattr(self._source, name)
+
+
+class TrainingSubset(_Delegate):
+  """`source` whose training split is `kept` (the test split is unchanged)."""
+
+  def __init__(self, source, kept: Sequence[str]):
+    super().__init__(source)
+    self._kept = list(kept)
+
+  def video_names(self, split: str) -> List[str]:
+    return list(self._kept) if split == "train" else self._source.video_names(split)
+
+
+class HeldOutSplit(_Delegate):
+  """`source` whose 'test' split is the held-out training videos."""
+
+  def __init__(self, source, held: Sequence[str]):
+    super().__init__(source)
+    self._held = list(held)
+
+  def _split(self, split: str) -> str:
+    return "train" if split == "test" else split
+
+  def video_names(self, split: str) -> List[str]:
+    return list(self._held) if split == "test" else self._source.video_names(split)
+
+  def load(self, split: str, name: str):
+    return self._source.load(self._split(split), name)
+
+  def num_snippets(self, split: str, name: str) -> int:
+    return self._source.num_snippets(self._split(split), name)
+
+  def feature_file(self, split: str, name: str) -> str:
+    return self._source.feature_file(self._split(split), name)
+
+  def ground_truth(self) -> dict:
+    """The held-out videos' instances as the 'test' subset."""
+    database = self._source.ground_truth()["database"]
+    return {"database": {name: dict(database[name], subset="test")
+                         for name in self._held if name in database}}
+
+
+# ----------------------------------------------------------------------------
+# The members' training batches.
+
+
+def training_batches(source, members: Sequence[Any], config, start_step: int,
+                    method, hp, mesh, size: int = 2) -> Iterator[Dict[str, jax.Array]]:
+  """The members' global batches [K, B, ...] on the mesh, `size` ahead of the step.
+
+  Member m's batch of step s is the one a single run with its seed draws. The K
+  feeds read through one reader: one cache holds the training split once.
+  """
+  # The tf.data feed: imported by the runs that train, not by the checks before them.
+  from salx.datasets import batches as batches_lib  # pylint: disable=g-import-not-at-top
+  from salx.datasets import input_pipeline  # pylint: disable=g-import-not-at-top
+  reader = batches_lib.SplitReader(input_pipeline.as_source(source), "train",
+                                   cache=config.cache_data)
+  feeds = [input_pipeline.train_batches(
+      source, batch_size=config.batch_size, num_segments=method.num_segments(hp),
+      seed=m.seed, start_step=start_step, num_steps=config.num_steps - start_step,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      sampling=method.train_sampling(hp), video_sampler=method.video_sampler(hp),
+      reader=reader) for m in members]
+  queue = collections.deque()
+  for host_batches in zip(*feeds):
+    stacked = {k: np.stack([b[k] for b in host_batches]) for k in ("features", "labels")}
+    queue.append(sharding.members_global_batch(stacked, mesh))
+    if len(queue) == size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()

@@ -8,30 +8,30 @@ and returns, per video, the arguments of
 'train_history'), its evaluations ('history') and its last and best records: the
 keyword arguments of `salx.viz.run_pictures.draw_run`. `batch_entries` makes the
 per-video arguments of one batch of model outputs (also what a trainer draws into
-TensorBoard). Nothing here draws or imports matplotlib.
+TensorBoard). `draw_pictures` draws them into a folder and `TimelineImages` into
+TensorBoard: the app's only door to matplotlib (`salx.viz`), imported when
+something is drawn, so a run that does not draw pays nothing for it.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import jax
 import ml_collections
 import numpy as np
 
-from salx.app import checkpoint as checkpoint_lib
-from salx.app import data as data_lib
-from salx.app import members as members_lib
-from salx.app import evaluator as evaluator_lib
-from salx.app import run_config
+from salx.app import checkpoints as checkpoint_lib
+from salx.app import config as config_lib
+from salx.app import evaluation
+from salx.app import report
 from salx.core import sharding
 from salx.core.constants import SPLITS
-from salx.datasets import input_pipeline
 from salx.datasets import source as source_lib
 from salx.postprocess import json_limits
 
-METRICS_FILE, REPORT_FILE = "metrics.json", "report.txt"
+METRICS_FILE, REPORT_FILE = report.METRICS_FILE, report.REPORT_FILE
 
 
 class NoRunError(FileNotFoundError):
@@ -133,21 +133,6 @@ def batch_entries(outputs: Mapping[str, np.ndarray], batch: Mapping[str, np.ndar
   return entries
 
 
-def _split_batches(evaluator: evaluator_lib.SplitEvaluator, split: str
-                   ) -> Iterator[Tuple[Dict[str, np.ndarray], jax.Array, jax.Array]]:
-  """(host batch, features, mask on the mesh) of `split`, batched as the evaluator
-  batches the test split."""
-  if split == "test":
-    yield from evaluator.batches()
-    return
-  for batch in input_pipeline.eval_batches(
-      evaluator.source, split=split, num_segments=evaluator.num_segments,
-      batch_size=evaluator.batch_size, sampling=evaluator.sampling,
-      keep_all_if_shorter=evaluator.keep_all_if_shorter):
-    placed = sharding.global_batch(batch, evaluator.mesh, keys=("features", "mask"))
-    yield batch, placed["features"], placed["mask"]
-
-
 def collect(workdir: str, split: str = "test", video: Optional[str] = None
             ) -> Dict[str, Any]:
   """The inputs of `salx.viz.run_pictures.draw_run` for the run in `workdir`.
@@ -172,35 +157,31 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
   metrics = read_metrics(workdir)
   config = ml_collections.ConfigDict(metrics["config"])
   try:
-    run_config.check_config(config)
-  except run_config.ConfigError as e:
-    raise run_config.ConfigError(f"{os.path.join(workdir, METRICS_FILE)}: {e}") from None
-  source = data_lib.open_data(config)
-  names = source.video_names(split)
+    config_lib.check_config(config)
+  except config_lib.ConfigError as e:
+    raise config_lib.ConfigError(f"{os.path.join(workdir, METRICS_FILE)}: {e}") from None
+  run = config_lib.open_run(config)
+  names = run.source.video_names(split)
   if video is not None and video not in names:
-    raise ValueError(f"{source.split_file(split)}: video {video!r} is not in the "
+    raise ValueError(f"{run.source.split_file(split)}: video {video!r} is not in the "
                      f"{split} split ({len(names)} videos)")
-  method = run_config.method_of(config)
-  members = members_lib.members_of(config)
-  hp = members[0].hp
-  model = run_config.make_model(config, data_lib.num_classes_of(config, source), method, hp)
-  mesh = sharding.make_mesh(num_members=len(members))
-  state, _, _ = members_lib.init_members(method, model, config, members, mesh)
-  params, step, which, method_state = _restore(workdir, config, state)
+  params, step, which, method_state = _restore(workdir, config, run.state)
+  # Member 0 alone, on a mesh of its own.
   one = sharding.make_mesh(num_members=1)
-  evaluator = evaluator_lib.SplitEvaluator(method, model, source, hp, config, one)
+  forward = evaluation.SplitForward(run.method, run.model, run.source, run.hp, config, one)
   params = jax.device_put(jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params),
                           sharding.member_sharded(one))
-  stacked = jax.device_put(members_lib.stacked_hparams(members[:1]),
+  stacked = jax.device_put(config_lib.stacked_hparams(run.members[:1]),
                            sharding.member_sharded(one))
 
   per_video = []
-  for batch, features, mask in _split_batches(evaluator, split):
+  for batch, features, mask in forward.batches(split):
     if video is not None and video not in list(batch["names"]):
       continue
-    outputs = jax.device_get(evaluator.members_forward(params, features, mask, stacked))
+    outputs = jax.device_get(forward.forward(params, features, mask, stacked))
     outputs = {k: v[0] for k, v in outputs.items()}
-    per_video += batch_entries(outputs, batch, method, hp, source, split, method_state)
+    per_video += batch_entries(outputs, batch, run.method, run.hp, run.source, split,
+                               method_state)
   if video is not None:
     per_video = [entry for entry in per_video if entry["video"] == video]
 
@@ -218,3 +199,48 @@ def collect(workdir: str, split: str = "test", video: Optional[str] = None
           "records": {"last": metrics.get("last"), "best": metrics.get("best"),
                       "untrained": metrics.get("untrained")},
           "table_text": f"{title}\n\n{table}" if table else title, "title": title}
+
+
+# ----------------------------------------------------------------------------
+# Drawing.
+
+
+class TimelineImages:
+  """Draws member 0's first `count` test videos (one batch's worth at most).
+
+  Args:
+    method, hp: the method and member 0's hyperparameters.
+    source: the data source (class names, ground truth, durations).
+    count: how many of the first test videos to draw.
+    writer: the run's clu metric writer (TensorBoard images).
+  """
+
+  def __init__(self, method, hp, source, count: int, writer):
+    self.method, self.hp, self.source, self.count = method, hp, source, count
+    self.writer = writer
+
+  def write(self, step: int, batches: Sequence) -> None:
+    """Writes the images of step `step` from member 0's host batches."""
+    from salx.viz import run_pictures  # pylint: disable=g-import-not-at-top
+    entries = []
+    for batch, outputs in batches:
+      entries += batch_entries(outputs, batch, self.method, self.hp, self.source)
+      if len(entries) >= self.count:
+        break
+    self.writer.write_images(step, run_pictures.timeline_images(
+        entries[:self.count], top_per_class=5, width_px=1200))
+
+
+def draw_pictures(workdir: str, out: str, split: str = "test",
+                  video: Optional[str] = None, top_per_class: int = 10,
+                  score_threshold: Optional[float] = None) -> List[str]:
+  """Draws the run's pictures into `out` (W/plots); returns the files, index.html last.
+
+  Raises:
+    NoRunError, ConfigError, DataError, ValueError: one line naming what is missing
+      or wrong.
+  """
+  from salx.viz import run_pictures  # pylint: disable=g-import-not-at-top
+  collected = collect(workdir, split, video)
+  return run_pictures.draw_run(out, **collected, top_per_class=top_per_class,
+                               score_threshold=score_threshold)

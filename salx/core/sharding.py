@@ -166,13 +166,6 @@ def jit_train_step(train_step: Callable, mesh: Mesh, donate: bool = True) -> Cal
                  donate_argnums=(0,) if donate else ())
 
 
-def jit_eval_forward(eval_forward: Callable, mesh: Mesh) -> Callable:
-  """`jax.jit` of `eval_forward(params, features, mask, hp)`: params and
-  hyperparameters replicated, batch sharded."""
-  rep, data = replicated(mesh), batch_sharded(mesh)
-  return jax.jit(eval_forward, in_shardings=(rep, data, data, rep), out_shardings=data)
-
-
 def members_global_batch(host_batch: Mapping[str, Any], mesh: Mesh,
                          keys: Sequence[str] = ("features", "labels")) -> dict:
   """Global [K, B, ...] arrays from this host's rows [K, b, ...] of every member."""

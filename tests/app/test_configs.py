@@ -14,7 +14,7 @@ import configs.base
 import configs.synthetic
 import configs.thumos
 from salx.app import data
-from salx.app import run_config
+from salx.app import config as config_lib
 from salx.methods.sal import hparams as sal_hparams
 from salx.datasets import synthesis
 
@@ -37,7 +37,7 @@ def test_config_is_complete_valid_and_documents_its_command(name):
   config = module.get_config()
   for field in FIELDS:
     assert field in config, field
-  run_config.check_config(config)
+  config_lib.check_config(config)
   assert f"python -m salx.main --config=configs/{name}.py --workdir=" in module.__doc__
   assert config.distributed is False and config.feature_dim == 2048
   assert config[config.method].learning_rate == 1e-4 or name == "synthetic"
@@ -109,15 +109,15 @@ def test_bad_fields_are_named(field, value, message):
   for key in parents:
     node = node[key]
   node[leaf] = value
-  with pytest.raises(run_config.ConfigError, match=message):
-    run_config.check_config(config)
+  with pytest.raises(config_lib.ConfigError, match=message):
+    config_lib.check_config(config)
 
 
 def test_unknown_synthetic_knob_is_a_config_error():
   config = load("synthetic").get_config()
   with config.unlocked():
     config.synthetic.loudness = 3.0
-  with pytest.raises(run_config.ConfigError, match="config.synthetic"):
+  with pytest.raises(config_lib.ConfigError, match="config.synthetic"):
     data.synthetic_spec(config)
 
 
@@ -130,7 +130,7 @@ def test_config_sal_holds_every_field_of_the_code_path(name, variant):
   assert set(config.sal) == fields
   assert set(config.sal.loss_weights) == {f.name for f in dataclasses.fields(
       sal_hparams.LossWeights)}
-  assert run_config.make_hparams(config) == variant
+  assert config_lib.make_hparams(config) == variant
 
 
 def test_command_line_overrides_reach_the_hyperparameters():
@@ -140,7 +140,7 @@ def test_command_line_overrides_reach_the_hyperparameters():
   values = flags.FlagValues()
   holder = config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
   values(argv)
-  variant = run_config.make_hparams(holder.value)
+  variant = config_lib.make_hparams(holder.value)
   assert (variant.nms_thresh, variant.loss_weights.mix) == (0.5, 0.0)
   assert variant.act_thresholds == (0.2, 0.4) and variant.num_segments == 320
   assert variant.loss_weights.mc == sal_hparams.THUMOS14.loss_weights.mc
@@ -158,7 +158,7 @@ def test_a_changed_nms_threshold_changes_the_detections():
     config.sal.num_segments = 64
     config.sal.nms_thresh = value
     config.sal.soft_nms = False    # Plain NMS: a higher threshold keeps more.
-    variant = run_config.make_hparams(config)
+    variant = config_lib.make_hparams(config)
     counts[value] = len(localization.localize(
         cas, flow, rgb, logits, None, [100, 200], variant, video_names=["a", "b"],
         class_names=list("wxyz")).detections)

@@ -4,8 +4,7 @@ import dataclasses
 
 import configs.thumos
 import configs.thumos_ablation
-from salx.app import members as members_lib
-from salx.app import run_config
+from salx.app import config as config_lib
 from salx.methods.sal import hparams as sal_hparams
 
 TERMS = tuple(f.name for f in dataclasses.fields(sal_hparams.LossWeights))
@@ -17,11 +16,11 @@ def _weights(member):
 
 def test_ablation_has_the_full_model_and_one_member_per_loss_term_off():
   config = configs.thumos_ablation.get_config()
-  run_config.check_config(config)
-  members = members_lib.members_of(config)
+  config_lib.check_config(config)
+  members = config_lib.members_of(config)
   assert len(members) == 7
   full = _weights(members[0])
-  assert full == _weights(members_lib.members_of(configs.thumos.get_config())[0])
+  assert full == _weights(config_lib.members_of(configs.thumos.get_config())[0])
   assert all(value > 0 for value in full.values())
   switched_off = []
   for member in members[1:]:
@@ -37,7 +36,7 @@ def test_ablation_has_the_full_model_and_one_member_per_loss_term_off():
 
 def test_ablation_members_get_consecutive_seeds_and_the_thumos_protocol():
   config = configs.thumos_ablation.get_config()
-  members = members_lib.members_of(config)
+  members = config_lib.members_of(config)
   assert [m.seed for m in members] == [config.seed + m for m in range(7)]
   thumos = configs.thumos.get_config()
   for field in ("num_steps", "batch_size", "eval_every", "eval_start_step",
@@ -45,7 +44,7 @@ def test_ablation_members_get_consecutive_seeds_and_the_thumos_protocol():
     assert config[field] == thumos[field], field
   for field in ("num_segments", "learning_rate", "hidden_dim"):
     assert config.sal[field] == thumos.sal[field], field
-  stacked = members_lib.stacked_hparams(members)
+  stacked = config_lib.stacked_hparams(members)
   for m, term in enumerate(configs.thumos_ablation.ABLATED, start=1):
     assert getattr(stacked.loss_weights, term)[m] == 0.0
     assert getattr(stacked.loss_weights, term)[0] > 0.0

@@ -3,14 +3,14 @@ numbers are means."""
 
 import io
 
-from salx.app import console
+from salx.app import runtime
 
 
 def test_rate_and_eta_count_only_the_steps_after_the_first_line(monkeypatch):
   clock = iter([100.0, 110.0, 120.0])   # The first line after 100 s of compiling; then 1 step/s.
-  monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+  monkeypatch.setattr(runtime.time, "monotonic", lambda: next(clock))
   out = io.StringIO()
-  c = console.Console(stream=out)
+  c = runtime.Console(stream=out)
   c.start(0)
   c.step(10, 1000, 1.0)
   c.step(20, 1000, 1.0)
@@ -23,7 +23,7 @@ def test_rate_and_eta_count_only_the_steps_after_the_first_line(monkeypatch):
 
 def test_a_members_evaluation_says_mean():
   out = io.StringIO()
-  c = console.Console(stream=out)
+  c = runtime.Console(stream=out)
   c.evaluation(50, 0.3, 0.35, 40, members=4)
   c.evaluation(50, 0.3, 0.35, 40)
   members, single = out.getvalue().splitlines()

@@ -1,6 +1,6 @@
 """A torn file in best/ or in the latest checkpoints never blocks a resume: the
 damaged folder is moved aside with a warning naming it, and the run goes on from
-the newest intact state (salx.app.checkpoint)."""
+the newest intact state (salx.app.checkpoints)."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from salx.app import data
-from salx.app import train
+from salx.app import trainer
 from tests.conftest import ROOT, cli_args, tiny_config
 
 pytestmark = pytest.mark.slow   # Whole runs.
@@ -25,7 +25,7 @@ def data_dir(tmp_path_factory, compilation_cache):
 
 @pytest.fixture(scope="module")
 def uninterrupted(data_dir, tmp_path_factory):
-  return train.train_and_evaluate(tiny_config(data_dir),
+  return trainer.train_and_evaluate(tiny_config(data_dir),
                                   str(tmp_path_factory.mktemp("uninterrupted"))).metrics
 
 
@@ -41,11 +41,11 @@ def _truncate(path):
 def test_a_torn_file_is_moved_aside_and_the_run_resumes(torn, data_dir, tmp_path,
                                                         uninterrupted, caplog):
   workdir = tmp_path / "w"
-  train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(workdir))
+  trainer.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(workdir))
   best = next(p.name for p in (workdir / "best").iterdir() if p.name.isdigit())
   path = workdir / torn.format(best=best)
   _truncate(path)
-  resumed = train.train_and_evaluate(tiny_config(data_dir), str(workdir))
+  resumed = trainer.train_and_evaluate(tiny_config(data_dir), str(workdir))
   assert resumed.metrics == uninterrupted
   folder = path.relative_to(workdir).parts[:2]
   assert (workdir / folder[0] / f"{folder[1]}.damaged").is_dir()   # Kept for the user.
@@ -55,7 +55,7 @@ def test_a_torn_file_is_moved_aside_and_the_run_resumes(torn, data_dir, tmp_path
 
 def test_evaluate_with_a_torn_best_checkpoint_is_one_line(data_dir, tmp_path):
   workdir = tmp_path / "w"
-  train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(workdir))
+  trainer.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(workdir))
   best = next(p for p in (workdir / "best").iterdir() if p.name.isdigit())
   _truncate(best / "metrics" / "metrics")
   proc = subprocess.run(cli_args(workdir, data_dir, num_steps=20) + ["--mode=evaluate",

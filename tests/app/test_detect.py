@@ -26,7 +26,7 @@ def _save(path, array):
 
 
 def test_every_kind_of_bad_file_is_one_skipped_line(tmp_path):
-  from salx.app import detect_run
+  from salx.app import own_videos
   d = 8
   good = _save(tmp_path / "f" / "good.npy", np.ones((5, d), np.float32))
   _save(tmp_path / "f" / "wide.npy", np.ones((5, d + 2), np.float32))
@@ -42,7 +42,7 @@ def test_every_kind_of_bad_file_is_one_skipped_line(tmp_path):
   _save(tmp_path / "s" / "flow" / "mismatch.npy", np.ones((3, d // 2), np.float32))
   again = _save(tmp_path / "good.npy", np.ones((6, d), np.float32))
 
-  videos, skipped = detect_run.find_videos(
+  videos, skipped = own_videos.find_videos(
       [str(tmp_path / "f"), str(tmp_path / "s"), again, str(tmp_path / "nowhere.npy"),
        str(tmp_path / "f" / "notes.txt")], d)
   assert [(v.name, v.num_snippets, len(v.files)) for v in videos] == [
@@ -60,38 +60,38 @@ def test_every_kind_of_bad_file_is_one_skipped_line(tmp_path):
   assert reasons["nowhere.npy"] == "no such file or folder"
   assert all("\n" not in str(s) for s in skipped)
 
-  np.testing.assert_array_equal(detect_run.read_features(videos[1], d), np.ones((4, d)))
+  np.testing.assert_array_equal(own_videos.read_features(videos[1], d), np.ones((4, d)))
   nan = np.ones((5, d), np.float32)
   nan[1, 2], nan[3, 0] = np.nan, np.inf
   _save(tmp_path / "f" / "good.npy", nan)
-  with pytest.raises(detect_run._Bad, match="1 NaN and 1 infinite"):
-    detect_run.read_features(videos[0], d)
+  with pytest.raises(own_videos._Bad, match="1 NaN and 1 infinite"):
+    own_videos.read_features(videos[0], d)
   np.save(tmp_path / "f" / "good.npy", np.ones((5, d), np.complex64))
-  with pytest.raises(detect_run._Bad, match="not real numbers"):
-    detect_run.read_features(videos[0], d)
+  with pytest.raises(own_videos._Bad, match="not real numbers"):
+    own_videos.read_features(videos[0], d)
 
 
 def test_filtering_keeps_the_best_per_video_and_class():
-  from salx.app import detect_run
+  from salx.app import own_videos
   score = np.array([0.1, 0.9, 0.5, 0.7, 0.3, 0.8])
   d = Detections(("a", "b"), ("x", "y"), np.array([0, 0, 0, 0, 1, 1]),
                  np.array([0, 0, 0, 1, 0, 0]), score, np.zeros(6), np.ones(6))
-  kept = detect_run.filter_detections(d, top_per_class=2)
+  kept = own_videos.filter_detections(d, top_per_class=2)
   np.testing.assert_array_equal(kept.score, [0.9, 0.5, 0.7, 0.3, 0.8])
-  kept = detect_run.filter_detections(d, top_per_class=1, score_threshold=0.6)
+  kept = own_videos.filter_detections(d, top_per_class=1, score_threshold=0.6)
   np.testing.assert_array_equal(kept.score, [0.9, 0.7, 0.8])
-  assert len(detect_run.filter_detections(d)) == 6
+  assert len(own_videos.filter_detections(d)) == 6
 
 
 def test_whole_videos_are_grouped_by_length_into_few_shapes():
-  from salx.app import detect_run
-  assert [detect_run.length_bucket(n) for n in (1, 16, 17, 25, 33, 49, 65, 97, 1000)] \
+  from salx.app import own_videos
+  assert [own_videos.length_bucket(n) for n in (1, 16, 17, 25, 33, 49, 65, 97, 1000)] \
       == [16, 16, 24, 32, 48, 64, 96, 128, 1024]
-  videos = [detect_run.Video(f"v{i}", ("f",), n) for i, n in enumerate((90, 5, 40, 7))]
-  plans = detect_run.plan_batches(videos, 2, True, 0)
+  videos = [own_videos.Video(f"v{i}", ("f",), n) for i, n in enumerate((90, 5, 40, 7))]
+  plans = own_videos.plan_batches(videos, 2, True, 0)
   assert [([v.name for v in p.videos], p.num_segments) for p in plans] == [
       (["v1", "v3"], 16), (["v2", "v0"], 96)]
-  plans = detect_run.plan_batches(videos, 3, False, 32)
+  plans = own_videos.plan_batches(videos, 3, False, 32)
   assert [([v.name for v in p.videos], p.num_segments) for p in plans] == [
       (["v0", "v1", "v2"], 32), (["v3"], 32)]
 
@@ -141,20 +141,19 @@ def _tiny_weights(method_name, feature_dim=16):
   """Weights of a fresh tiny model of `method_name` (random params)."""
   import jax
   from configs import base
-  from salx.app import detect_run
-  from salx.app import members as members_lib
-  from salx.app import run_config
+  from salx.app import own_videos
+  from salx.app import config as config_lib
   config = tiny_config("", feature_dim=feature_dim, eval_batch_size=3)
   if method_name != "sal":
     base.use_method(config, method_name, "thumos14")
     config[method_name].attention_hidden = 8
-  method = run_config.method_of(config)
-  hp = members_lib.members_of(config)[0].hp
+  method = config_lib.method_of(config)
+  hp = config_lib.members_of(config)[0].hp
   names = ("a", "b", "c")
-  model = run_config.make_model(config, len(names), method, hp)
+  model = config_lib.make_model(config, len(names), method, hp)
   params = method.init_params(model, hp, jax.random.key(1),
                               (1, method.num_segments(hp), feature_dim))
-  return detect_run.Weights(config, method, hp, model, jax.device_get(params), names,
+  return own_videos.Weights(config, method, hp, model, jax.device_get(params), names,
                             "random")
 
 
@@ -195,23 +194,23 @@ def _assert_same(got, want):
 def test_every_method_detects_as_its_test_time_handling_says(method_name, tmp_path):
   """Batched, padded, masked (and for whole videos grouped by length) detections are
   those of each video alone through the method's forward; --fps sets the seconds."""
-  from salx.app import detect_run
+  from salx.app import own_videos
   weights = _tiny_weights(method_name)
   rng = np.random.default_rng(0)
   features = {f"v{i}": rng.standard_normal((n, 16)).astype(np.float32)
               for i, n in enumerate((20, 45, 7, 33, 64))}
   for name, x in features.items():
     np.save(tmp_path / f"{name}.npy", x)
-  videos, skipped = detect_run.find_videos([str(tmp_path)], 16)
+  videos, skipped = own_videos.find_videos([str(tmp_path)], 16)
   assert not skipped and len(videos) == 5
-  result = detect_run.detect(weights, videos, timelines=True)
+  result = own_videos.detect(weights, videos, timelines=True)
   assert not result.skipped and len(result.detections)
   _assert_same(result.detections, _one_by_one(weights, features, weights.hp))
   assert [e["video"] for e in result.entries] == list(features)
 
-  slower = detect_run.detect(weights, videos, fps=12.5, frames_per_snippet=16)
+  slower = own_videos.detect(weights, videos, fps=12.5, frames_per_snippet=16)
   _assert_same(slower.detections, _one_by_one(
-      weights, features, detect_run.with_timing(weights.hp, 12.5, 16)))
+      weights, features, own_videos.with_timing(weights.hp, 12.5, 16)))
   assert slower.detections.end.max() > 1.9 * result.detections.end.max()
 
 
@@ -235,14 +234,14 @@ def test_detect_reproduces_what_mode_evaluate_wrote(tmp_path, capsys, compilatio
   """Two members of the tiny run: each one's detections on the test features the
   generator wrote are the ones --mode=evaluate wrote for it."""
   del compilation_cache
-  from salx.app import evaluate_run
-  from salx.app import train
+  from salx.app import evaluation
+  from salx.app import trainer
   from tests.viz.html_links import check_links
   workdir, data = tmp_path / "run", tmp_path / "data"
   config = tiny_config(data, num_steps=10, eval_every=10, checkpoint_every=10,
                        eval_untrained=False, num_seeds=2)
-  train.train_and_evaluate(config, str(workdir))
-  evaluate_run.evaluate_checkpoint(config, str(workdir))
+  trainer.train_and_evaluate(config, str(workdir))
+  evaluation.evaluate_checkpoint(config, str(workdir))
   capsys.readouterr()
   for member in (0, 1):
     saved = Detections.from_json(

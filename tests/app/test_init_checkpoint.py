@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from salx import main
-from salx.app import train
+from salx.app import trainer
 from tests.conftest import fixture_file
 from tests.conftest import tiny_config
 
@@ -46,7 +46,7 @@ def test_official_checkpoint_is_scored_by_evaluate_mode(tmp_path, capsys, thumos
   assert (tmp_path / "w" / "predictions_eval_init.json").is_file()
 
   # Fine-tuning starts from the same weights: the untrained row is their score.
-  result = train.train_and_evaluate(config, str(tmp_path / "fine"))
+  result = trainer.train_and_evaluate(config, str(tmp_path / "fine"))
   assert result.metrics["untrained"]["mAP"] == record["mAP"]
   assert result.metrics["last"]["step"] == 10
 

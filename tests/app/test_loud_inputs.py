@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from salx.app import pictures
-from salx.app import train
+from salx.app import trainer
 from salx.datasets import batches
 from salx.datasets import synthesis
 
@@ -44,7 +44,7 @@ def test_a_deeply_nested_metrics_file_is_one_error_naming_it(tmp_path):
 def test_saved_lists_and_current_tuples_are_the_same_config():
   saved = {"sal": {"act_thresholds": [0.1, 0.2]}, "extra_protocols": []}
   current = {"sal": {"act_thresholds": (0.1, 0.2)}, "extra_protocols": ()}
-  assert train._changed_fields(saved, current) == {}   # pylint: disable=protected-access
-  changed = train._changed_fields(saved, {"sal": {"act_thresholds": (0.1, 0.3)},   # pylint: disable=protected-access
+  assert trainer._changed_fields(saved, current) == {}   # pylint: disable=protected-access
+  changed = trainer._changed_fields(saved, {"sal": {"act_thresholds": (0.1, 0.3)},   # pylint: disable=protected-access
                                           "extra_protocols": ()})
   assert changed == {"sal.act_thresholds": ([0.1, 0.2], [0.1, 0.3])}

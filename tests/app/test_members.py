@@ -7,9 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from salx.app import members as members_lib
-from salx.app import run_config
-from salx.app import train
+from salx.app import config as config_lib
+from salx.app import trainer
 from tests.conftest import ROOT, cli_args, tiny_config
 
 OVERRIDES = [{}, {"sal.loss_weights.mix": 0.0, "sal.class_thresh": 0.3},
@@ -18,15 +17,15 @@ OVERRIDES = [{}, {"sal.loss_weights.mix": 0.0, "sal.class_thresh": 0.3},
 
 def test_members_have_consecutive_seeds_and_checked_overrides():
   config = tiny_config("/nowhere", num_seeds=3, seed=5)
-  members = members_lib.members_of(config)
+  members = config_lib.members_of(config)
   assert [m.seed for m in members] == [5, 6, 7]
   with config.unlocked():
     config.members = OVERRIDES
-  members = members_lib.members_of(config)
+  members = config_lib.members_of(config)
   assert members[1].hp.loss_weights.mix == 0.0
   assert members[1].hp.class_thresh == 0.3 and members[0].hp.class_thresh == 0.25
   assert members[2].hp.learning_rate == 2e-3 and members[2].hp.mask_ema == 0.5
-  stacked = members_lib.stacked_hparams(members)
+  stacked = config_lib.stacked_hparams(members)
   assert stacked.loss_weights.mix.tolist() == [1.0, 0.0, 1.0]
   assert np.allclose(stacked.learning_rate, [1e-3, 1e-3, 2e-3])
 
@@ -42,17 +41,17 @@ def test_member_overrides_that_cannot_be_trained_together_are_named(members, mes
   config = tiny_config("/nowhere")
   with config.unlocked():
     config.members = members
-  with pytest.raises(run_config.ConfigError, match=message.replace("[", r"\[").replace(
+  with pytest.raises(config_lib.ConfigError, match=message.replace("[", r"\[").replace(
       "]", r"\]").replace(".", r"\.")):
-    members_lib.members_of(config)
+    config_lib.members_of(config)
 
 
 def test_num_seeds_and_members_must_agree():
   config = tiny_config("/nowhere", num_seeds=2)
   with config.unlocked():
     config.members = OVERRIDES
-  with pytest.raises(run_config.ConfigError, match="num_seeds = 2 but config.members"):
-    members_lib.members_of(config)
+  with pytest.raises(config_lib.ConfigError, match="num_seeds = 2 but config.members"):
+    config_lib.members_of(config)
 
 
 def _losses(history):
@@ -64,7 +63,7 @@ def test_member_m_equals_the_single_run_with_its_seed_and_overrides(data_dir, tm
   config = tiny_config(data_dir, num_steps=20)
   with config.unlocked():
     config.members = OVERRIDES
-  together = train.train_and_evaluate(config, str(tmp_path / "members")).metrics
+  together = trainer.train_and_evaluate(config, str(tmp_path / "members")).metrics
   for m, change in enumerate(OVERRIDES):
     single_config = tiny_config(data_dir, num_steps=20, seed=m)
     for field, value in change.items():
@@ -73,7 +72,7 @@ def test_member_m_equals_the_single_run_with_its_seed_and_overrides(data_dir, tm
       for key in parents:
         node = node[key]
       node[leaf] = value
-    single = train.train_and_evaluate(single_config, str(tmp_path / f"single{m}")).metrics
+    single = trainer.train_and_evaluate(single_config, str(tmp_path / f"single{m}")).metrics
     member = together["members"][m]
     assert member["seed"] == m and member["overrides"] == change
     np.testing.assert_allclose(_losses(member["train_history"]),
@@ -138,10 +137,10 @@ def data_dir(tmp_path_factory):
 def test_evaluation_in_worker_processes_equals_the_synchronous_one(data_dir, tmp_path):
   config = tiny_config(data_dir, num_steps=20, num_seeds=2, eval_every=5,
                        eval_start_step=5, checkpoint_every=10)
-  synchronous = train.train_and_evaluate(config, str(tmp_path / "sync")).metrics
+  synchronous = trainer.train_and_evaluate(config, str(tmp_path / "sync")).metrics
   with config.unlocked():
     config.eval_workers = 2
-  in_workers = train.train_and_evaluate(config, str(tmp_path / "pool")).metrics
+  in_workers = trainer.train_and_evaluate(config, str(tmp_path / "pool")).metrics
   assert in_workers == synchronous
   assert [h["step"] for h in in_workers["members"][1]["history"]] == [5, 10, 15, 20]
   for name in ("predictions_best_member0.json", "predictions_last_member1.json"):

@@ -1,13 +1,13 @@
 """Mistakes a run can be told before it starts: one error naming the field or file,
-before any device work, and nothing created (salx.app.preflight)."""
+before any device work, and nothing created (salx.app.config)."""
 
 import numpy as np
 import pytest
 
 from salx.app import data
-from salx.app import preflight
-from salx.app import workdir_lock
-from salx.app.run_config import ConfigError
+from salx.app import config as config_lib
+from salx.app import runtime
+from salx.app.runtime import ConfigError
 from salx.core import torch_writer
 from salx.datasets.errors import DataError
 from tests.conftest import tiny_config
@@ -23,7 +23,7 @@ def data_dir(tmp_path_factory):
 
 
 def _check(config, workdir):
-  preflight.check(config, str(workdir))
+  config_lib.preflight(config, str(workdir))
   assert not workdir.exists()
 
 
@@ -73,13 +73,13 @@ def test_a_data_dir_that_is_a_file(tmp_path):
 def test_a_workdir_that_is_a_file_or_busy(data_dir, tmp_path):
   file = tmp_path / "file"
   file.write_text("x")
-  with pytest.raises(workdir_lock.WorkdirError, match="is a file"):
-    preflight.check(tiny_config(data_dir), str(file))
+  with pytest.raises(runtime.WorkdirError, match="is a file"):
+    config_lib.preflight(tiny_config(data_dir), str(file))
   busy = tmp_path / "busy"
-  with workdir_lock.WorkdirLock(str(busy)):
-    with pytest.raises(workdir_lock.WorkdirBusyError, match="in use by another run"):
-      preflight.check(tiny_config(data_dir), str(busy))
-  preflight.check(tiny_config(data_dir), str(busy))   # Free again once released.
+  with runtime.WorkdirLock(str(busy)):
+    with pytest.raises(runtime.WorkdirBusyError, match="in use by another run"):
+      config_lib.preflight(tiny_config(data_dir), str(busy))
+  config_lib.preflight(tiny_config(data_dir), str(busy))   # Free again once released.
 
 
 def test_init_checkpoint_is_read_and_checked_before_the_run(data_dir, tmp_path):

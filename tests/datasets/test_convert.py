@@ -229,7 +229,7 @@ def test_what_a_layout_cannot_hold_is_named(originals, tmp_path, capsys):
 def test_the_converted_folders_train(originals, tmp_path, compilation_cache):
   """A few steps of configs/tiny.py on each converted folder (layout named)."""
   del compilation_cache
-  from salx.app import train
+  from salx.app import trainer
   folder = originals["sal"]
   for layout in ("wtalc", "acmnet", "sal"):
     out = tmp_path / f"to-{layout}"
@@ -238,6 +238,6 @@ def test_the_converted_folders_train(originals, tmp_path, compilation_cache):
     config = tiny_config(out, dataset="thumos14", layout=layout, feature_dim=2048,
                          num_steps=2, eval_every=2, eval_start_step=2,
                          checkpoint_every=2, log_every=1, eval_untrained=False)
-    result = train.train_and_evaluate(config, str(tmp_path / f"run-{layout}"))
+    result = trainer.train_and_evaluate(config, str(tmp_path / f"run-{layout}"))
     assert result is not None
     assert (tmp_path / f"run-{layout}" / "metrics.json").is_file()

@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from salx.app import data as data_lib
-from salx.app.run_config import ConfigError
+from salx.app.runtime import ConfigError
 from salx.datasets import errors
 from salx.datasets import input_pipeline
 from salx.datasets import layouts
@@ -285,32 +285,33 @@ def test_open_data_refuses_a_config_tfds_cannot_serve(tmp_path, overrides, field
 
 def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   """The evaluator's ground truth and test batches from a TfdsSource are the folder's."""
-  from salx.app import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
-  from salx.app import run_config  # pylint: disable=g-import-not-at-top
+  from salx.app import evaluation  # pylint: disable=g-import-not-at-top
+  from salx.app import config as config_lib  # pylint: disable=g-import-not-at-top
   from salx.core import sharding  # pylint: disable=g-import-not-at-top
   folder, prepared = synthetic_sources
   config = _synthetic_config("")
   config.update(eval_batch_size=2)
   config.sal.update(hidden_dim=8, num_segments=32)
-  from salx.app import members as members_lib  # pylint: disable=g-import-not-at-top
-  method, members = run_config.method_of(config), members_lib.members_of(config)
+  method, members = config_lib.method_of(config), config_lib.members_of(config)
   hp = members[0].hp
-  model = run_config.make_model(config, 3, method, hp)
+  model = config_lib.make_model(config, 3, method, hp)
   mesh = sharding.make_mesh()
+  states, keys, stacked = config_lib.init_members(method, model, config, members, mesh)
   from_folder, from_tfds = (
-      evaluator_lib.SplitEvaluator(method, model, s, hp, config, mesh)
+      evaluation.Evaluator(config_lib.Run(config, method, members, s, 3, model, mesh,
+                                          states, keys, stacked))
       for s in (folder, prepared))
-  assert from_tfds.ground_truth.source == prepared.annotation_file
+  assert from_tfds.scorer.ground_truth.source == prepared.annotation_file
   for field in ("video_ids", "class_names", "video", "label", "start", "end"):
-    np.testing.assert_array_equal(getattr(from_tfds.ground_truth, field),
-                                  getattr(from_folder.ground_truth, field))
-  for (a, *_), (b, *_) in zip(from_tfds.batches(), from_folder.batches(), strict=True):
+    np.testing.assert_array_equal(getattr(from_tfds.scorer.ground_truth, field),
+                                  getattr(from_folder.scorer.ground_truth, field))
+  for (a, *_), (b, *_) in zip(from_tfds.test.batches(), from_folder.test.batches(),
+                              strict=True):
     for key in a:
       np.testing.assert_array_equal(a[key], b[key])
-  states, _, stacked = members_lib.init_members(method, model, config, members, mesh)
-  (record_tfds, detections_tfds), = from_tfds.evaluate_members(states.params, stacked,
-                                                               [hp], 0)
-  (record_folder, detections_folder), = from_folder.evaluate_members(states.params,
-                                                                     stacked, [hp], 0)
-  assert record_tfds["mAP"] == record_folder["mAP"] and len(detections_tfds) > 0
+  (tfds_member,) = from_tfds.run(states.params, 0).members
+  (folder_member,) = from_folder.run(states.params, 0).members
+  record_tfds, detections_tfds = tfds_member.record, tfds_member.detections
+  record_folder, detections_folder = folder_member.record, folder_member.detections
+  assert record_tfds.mAP == record_folder.mAP and len(detections_tfds) > 0
   np.testing.assert_array_equal(detections_tfds.score, detections_folder.score)

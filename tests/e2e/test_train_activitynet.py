@@ -14,7 +14,7 @@ import pytest
 import configs.activitynet12
 import configs.activitynet13
 
-from salx.app import train
+from salx.app import trainer
 from salx.datasets import synthesis
 from tests.conftest import data_file
 
@@ -54,7 +54,7 @@ def test_activitynet_config_trains_and_evaluates_at_050_095(name, tmp_path):
                 eval_batch_size=4, num_steps=4, eval_every=2, checkpoint_every=2,
                 log_every=2)
   config.sal.hidden_dim = 16
-  result = train.train_and_evaluate(config, str(tmp_path / "work"))
+  result = trainer.train_and_evaluate(config, str(tmp_path / "work"))
 
   assert result.status == "completed" and result.step == 4
   record = result.metrics["last"]

@@ -19,17 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from salx.app import checkpoint
+from salx.app import checkpoints as checkpoints_lib
 from salx.postprocess import ap
 from salx.postprocess import ground_truth as ground_truth_lib
 from salx.postprocess.detections import Detections
 from salx.app import data
-from salx.app import errors
-from salx.app import evaluate_run
-from salx.app import evaluator
-from salx.app import members as members_lib
-from salx.app import run_config
-from salx.app import train
+from salx.app import runtime
+from salx.app import evaluation as evaluation_lib
+from salx.app import config as config_lib
+from salx.app import trainer
 from salx.core import sharding
 from salx.core import train_step as train_step_lib
 from salx.datasets import layouts
@@ -71,7 +69,7 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   monkeypatch.setattr(sharding, "jit_members_step",
                       lambda *a, **k: jitted.append(jit_members_step(*a, **k)) or jitted[-1])
   config = tiny_config(data_dir)
-  result = train.train_and_evaluate(config, str(tmp_path))
+  result = trainer.train_and_evaluate(config, str(tmp_path))
 
   assert result.status == "completed" and result.step == 30
   assert jitted[0]._cache_size() == 1   # One shape: the step compiled once.
@@ -125,40 +123,35 @@ def test_train_and_evaluate_end_to_end(data_dir, tmp_path, monkeypatch, capsys):
   assert _digits(os.listdir(tmp_path / "best")) == [str(metrics["best"]["step"])]
 
   # A second start in the same workdir has nothing left to train: same report.
-  again = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  again = trainer.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   assert again.metrics == metrics
 
   # Fewer steps than the workdir's checkpoint: a clear error, nothing touched.
-  with pytest.raises(run_config.ConfigError, match="beyond num_steps = 20"):
-    train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path))
+  with pytest.raises(config_lib.ConfigError, match="beyond num_steps = 20"):
+    trainer.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path))
 
   # --mode=evaluate: the best and the latest checkpoints give their records back.
   for which, expected in (("best", metrics["best"]), ("latest", metrics["last"])):
-    record, table = evaluate_run.evaluate_checkpoint(
+    record, table = evaluation_lib.evaluate_checkpoint(
         tiny_config(data_dir, eval_checkpoint=which), str(tmp_path))
-    assert record["step"] == expected["step"] and f"{which} checkpoint" in table
-    assert record["mAP"] == expected["mAP"]
+    assert record.step == expected["step"] and f"{which} checkpoint" in table
+    assert list(record.mAP) == expected["mAP"]
     assert (tmp_path / f"predictions_eval_{which}.json").exists()
-    assert _read(tmp_path / f"metrics_eval_{which}.json") == record
+    assert _read(tmp_path / f"metrics_eval_{which}.json") == record.to_json()
 
 
 def test_classes_without_test_instances_are_left_out(tmp_path):
   config = tiny_config(tmp_path / "data")
   config.synthetic.update(num_test=1, second_class_prob=0.0)
-  source = data.open_data(config)
-  method = run_config.method_of(config)
-  members = members_lib.members_of(config)
-  model = run_config.make_model(config, 3, method, members[0].hp)
-  mesh = sharding.make_mesh()
-  ev = evaluator.SplitEvaluator(method, model, source, members[0].hp, config, mesh)
-  assert ev.unevaluated.size == 2
-  states, _, stacked = members_lib.init_members(method, model, config, members, mesh)
-  (record, detections), = ev.evaluate_members(states.params, stacked,
-                                              [members[0].hp], 0)
-  assert list(record["per_class_AP"]) == list(ev.ground_truth.class_names)
-  assert len(detections) > 0 and record["num_videos"] == 1
+  run = config_lib.open_run(config)
+  evaluator = evaluation_lib.Evaluator(run)
+  assert evaluator.scorer.unevaluated.size == 2
+  (member,) = evaluator.run(run.state.params, 0).members
+  record, detections = member.record, member.detections
+  assert list(record.per_class_AP) == list(evaluator.scorer.ground_truth.class_names)
+  assert len(detections) > 0 and record.num_videos == 1
   kept = {detections.class_names[i] for i in detections.label}
-  assert kept <= set(ev.ground_truth.class_names)
+  assert kept <= set(evaluator.scorer.ground_truth.class_names)
 
 
 @pytest.mark.parametrize("num_seeds", [1, 3])
@@ -172,15 +165,15 @@ def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
   wait_for_checkpoint(proc, killed, 20, tmp_path)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=30)
-  with checkpoint.RunCheckpoints(killed) as ckpts:
+  with checkpoints_lib.RunCheckpoints(killed) as ckpts:
     stopped_at = ckpts.latest_step()
   assert stopped_at >= 20 and not (killed / "metrics.json").exists()
   num_steps = stopped_at + 20
 
   config = tiny_config(data_dir, num_steps=num_steps, num_seeds=num_seeds)
-  resumed = train.train_and_evaluate(config, str(killed))
+  resumed = trainer.train_and_evaluate(config, str(killed))
   uninterrupted_dir = tmp_path / "uninterrupted"
-  uninterrupted = train.train_and_evaluate(config, str(uninterrupted_dir))
+  uninterrupted = trainer.train_and_evaluate(config, str(uninterrupted_dir))
   assert resumed.metrics == uninterrupted.metrics
   assert len(resumed.metrics["members"]) == num_seeds
   names = [f"predictions_{which}.json" for which in ("last", "best")] if num_seeds == 1 \
@@ -193,11 +186,11 @@ def test_run_killed_with_sigkill_resumes_to_the_same_metrics(data_dir, tmp_path,
 def test_a_damaged_best_checkpoint_does_not_stop_a_resume(data_dir, tmp_path):
   """The best params cannot be restored: the run resumes (the progress record keeps
   the best evaluations) and ends with the uninterrupted run's metrics."""
-  train.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path / "w"))
+  trainer.train_and_evaluate(tiny_config(data_dir, num_steps=20), str(tmp_path / "w"))
   for params in (tmp_path / "w" / "best").glob("*/params"):
     shutil.rmtree(params)
-  resumed = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "w"))
-  uninterrupted = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "u"))
+  resumed = trainer.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "w"))
+  uninterrupted = trainer.train_and_evaluate(tiny_config(data_dir), str(tmp_path / "u"))
   assert resumed.metrics == uninterrupted.metrics
 
 
@@ -212,7 +205,7 @@ def test_sigterm_checkpoints_and_exits_cleanly(data_dir, tmp_path, compilation_c
   stderr = (tmp_path / "stderr.txt").read_text()
   assert "SIGTERM: checkpointed step" in stderr
   step = int(stderr.split("SIGTERM: checkpointed step ")[1].split()[0])
-  with checkpoint.RunCheckpoints(workdir) as ckpts:
+  with checkpoints_lib.RunCheckpoints(workdir) as ckpts:
     assert ckpts.latest_step() == step
   assert not (workdir / "metrics.json").exists()   # Not finished: no final report.
 
@@ -232,7 +225,7 @@ def test_ctrl_c_saves_and_exits_130_with_one_line(presses, data_dir, tmp_path,
   assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
   lines = [l for l in stderr.splitlines() if l.startswith("salx:")]
   assert len(lines) == 1 and "run the same command to resume" in lines[0], stderr[-2000:]
-  with checkpoint.RunCheckpoints(workdir) as ckpts:
+  with checkpoints_lib.RunCheckpoints(workdir) as ckpts:
     saved = ckpts.latest_step()
   if presses == 1:   # Saved at the step it names.
     assert lines[0].startswith(f"salx: interrupted: checkpointed step {saved} ")
@@ -261,8 +254,8 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     return train_step
 
   monkeypatch.setattr(train_step_lib, "make_train_step", poisoned)
-  with pytest.raises(errors.NonFiniteLossError) as error:
-    train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  with pytest.raises(runtime.NonFiniteLossError) as error:
+    trainer.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   message = str(error.value)
   if poison == "loss":
     assert "nan at step 16" in message
@@ -271,12 +264,12 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
             "features") in message
   assert "last good checkpoint, step 10" in message and str(tmp_path) in message
 
-  with checkpoint.RunCheckpoints(tmp_path) as ckpts:
+  with checkpoints_lib.RunCheckpoints(tmp_path) as ckpts:
     assert ckpts.latest_step() == 10
     config = tiny_config(data_dir)
-    method, members = run_config.method_of(config), members_lib.members_of(config)
-    template, _, _ = members_lib.init_members(
-        method, run_config.make_model(config, 3, method, members[0].hp), config,
+    method, members = config_lib.method_of(config), config_lib.members_of(config)
+    template, _, _ = config_lib.init_members(
+        method, config_lib.make_model(config, 3, method, members[0].hp), config,
         members, sharding.make_mesh())
     state, progress = ckpts.restore_latest(template)
   assert int(state.step[0]) == 10 and progress["members"][0]["last"]["step"] == 10

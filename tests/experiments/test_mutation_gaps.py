@@ -11,7 +11,7 @@ import pytest
 
 import configs.activitynet13
 import configs.thumos
-from salx.app import run_config
+from salx.app import config as config_lib
 from salx.methods.sal import losses
 from salx.methods.sal import hparams as sal_hparams
 from salx.datasets import layouts
@@ -90,21 +90,21 @@ def test_wtalc_subsets_map_to_their_splits(tmp_path, dataset, prefix, train_subs
 
 def test_an_odd_feature_dim_is_refused_naming_the_field():
   config = configs.thumos.get_config()
-  run_config.check_config(config)   # The shipped config passes.
+  config_lib.check_config(config)   # The shipped config passes.
   config.feature_dim = 2047
-  with pytest.raises(run_config.ConfigError, match=r"config\.feature_dim must be even"):
-    run_config.check_config(config)
+  with pytest.raises(config_lib.ConfigError, match=r"config\.feature_dim must be even"):
+    config_lib.check_config(config)
 
 
 def test_activitynet_sampling_requires_keeping_short_test_videos_whole():
   config = configs.activitynet13.get_config()
-  run_config.check_config(config)
+  config_lib.check_config(config)
   config.eval_keep_all_if_shorter = False
-  with pytest.raises(run_config.ConfigError,
+  with pytest.raises(config_lib.ConfigError,
                      match=r"config\.eval_keep_all_if_shorter must be True"):
-    run_config.check_config(config)
+    config_lib.check_config(config)
   # The THUMOS14 sampling may keep them or not.
   thumos = configs.thumos.get_config()
   for keep in (False, True):
     thumos.eval_keep_all_if_shorter = keep
-    run_config.check_config(thumos)
+    config_lib.check_config(thumos)

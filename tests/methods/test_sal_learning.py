@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from salx.app import data
-from salx.app import train
+from salx.app import trainer
 from salx.methods.sal import losses
 from salx.methods.sal import hparams as sal_hparams
 from salx.methods.sal.method import SAL_METHOD
@@ -113,7 +113,7 @@ def test_a_short_synthetic_run_beats_the_untrained_model(tmp_path):
                    checkpoint_every=steps, seed=0)
   data_dir = tmp_path / "data"
   data.open_data(tiny_config(data_dir))
-  result = train.train_and_evaluate(
+  result = trainer.train_and_evaluate(
       tiny_config(data_dir, sal={"learning_rate": 3e-3}, **overrides),
       str(tmp_path / "work"))
   untrained, last = result.metrics["untrained"], result.metrics["last"]

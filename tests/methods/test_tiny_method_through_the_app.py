@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from salx.app import checkpoint
+from salx.app import checkpoints
 from salx.app import data
-from salx.app import evaluate_run
-from salx.app import train
+from salx.app import evaluation
+from salx.app import trainer
 from tests.conftest import ROOT, start_salx, wait_for_checkpoint
 from tests.methods import tiny_method
 
@@ -38,7 +38,7 @@ def data_dir(tmp_path_factory, compilation_cache):
 
 
 def test_a_method_defined_outside_salx_trains_evaluates_and_reports(data_dir, tmp_path):
-  result = train.train_and_evaluate(_config(data_dir), str(tmp_path))
+  result = trainer.train_and_evaluate(_config(data_dir), str(tmp_path))
   metrics = result.metrics
   assert result.status == "completed" and len(metrics["members"]) == 3
   lasts = [m["last"]["average_mAP"] for m in metrics["members"]]
@@ -58,8 +58,8 @@ def test_a_method_defined_outside_salx_trains_evaluates_and_reports(data_dir, tm
   assert len(collected["per_video"]) == 6
   assert collected["per_video"][0]["cas"].shape[1] == 3
   # Evaluates: --mode=evaluate gives each member's best record back.
-  record, table = evaluate_run.evaluate_checkpoint(_config(data_dir), str(tmp_path))
-  assert record["mAP"] == metrics["members"][0]["best"]["mAP"] and "m2" in table
+  record, table = evaluation.evaluate_checkpoint(_config(data_dir), str(tmp_path))
+  assert list(record.mAP) == metrics["members"][0]["best"]["mAP"] and "m2" in table
 
 
 def test_a_killed_run_of_it_resumes_to_the_same_metrics(data_dir, tmp_path,
@@ -74,11 +74,11 @@ def test_a_killed_run_of_it_resumes_to_the_same_metrics(data_dir, tmp_path,
   wait_for_checkpoint(proc, killed, 20, tmp_path)
   proc.send_signal(signal.SIGKILL)
   proc.wait(timeout=60)
-  with checkpoint.RunCheckpoints(killed) as ckpts:
+  with checkpoints.RunCheckpoints(killed) as ckpts:
     stopped_at = ckpts.latest_step()
   assert stopped_at >= 20 and not (killed / "metrics.json").exists()
   config = _config(data_dir, num_steps=stopped_at + 10, num_seeds=3, members=None)
-  resumed = train.train_and_evaluate(config, str(killed))
-  uninterrupted = train.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
+  resumed = trainer.train_and_evaluate(config, str(killed))
+  uninterrupted = trainer.train_and_evaluate(config, str(tmp_path / "uninterrupted"))
   assert resumed.metrics == uninterrupted.metrics
   assert len(resumed.metrics["members"]) == 3

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import configs.delu_thumos
-from salx.app import members as members_lib
-from salx.app.run_config import ConfigError
+from salx.app import config as config_lib
+from salx.app.runtime import ConfigError
 from salx.core import hparams
 from salx.core import members as core_members
 from salx.core import train_step
@@ -24,14 +24,14 @@ SWEEP = [{"delu.alpha_edl": 0.5, "delu.learning_rate": 1e-3},
 def test_every_float_field_is_a_member_override():
   config = configs.delu_thumos.get_config()
   config.members = SWEEP
-  members = members_lib.members_of(config)
+  members = config_lib.members_of(config)
   assert members[0].hp.alpha_edl == 0.5 and members[1].hp.amplitude == 0.2
   assert members[2].hp.alpha_uct_guide == 1.0 and members[1].hp.weight_decay == 0.0
-  stacked = members_lib.stacked_hparams(members)
+  stacked = config_lib.stacked_hparams(members)
   assert np.asarray(stacked.alpha3).tolist() == [1.0, 2.0, 1.0]
   config.members = [{"delu.max_seqlen": 100}]
   with pytest.raises(ConfigError, match="cannot differ between members"):
-    members_lib.members_of(config)
+    config_lib.members_of(config)
 
 
 def test_member_m_of_the_vmapped_step_equals_its_single_step():

@@ -36,16 +36,19 @@ import logging as std_logging
 import os
 import re
 import shutil
-import sys
 import threading
 import time
-import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from salx.app import config as config_lib
+from salx.app.runtime import ConfigError
+from salx.core import sharding
+from salx.postprocess import json_limits
 
 LATEST_DIR = "checkpoints"
 BEST_DIR = "best"
@@ -73,13 +76,11 @@ def _reason(error: BaseException) -> str:
 
 class _QuietOrbax(std_logging.Filter):
   """While a RunCheckpoints is open (it raises failures as one line), Orbax's
-  ERROR records (a traceback per writer thread of a failed write) become DEBUG,
-  and a tensorstore callback's "Event loop is closed" (it completes after Orbax
-  closed its loop) is not printed."""
+  ERROR records (a traceback per writer thread of a failed write) become DEBUG."""
 
   def __init__(self):
     super().__init__()
-    self.users, self.lock, self.previous_hook = 0, threading.Lock(), None
+    self.users, self.lock = 0, threading.Lock()
 
   def filter(self, record: std_logging.LogRecord) -> bool:
     if record.levelno >= std_logging.ERROR and (
@@ -88,23 +89,13 @@ class _QuietOrbax(std_logging.Filter):
       return std_logging.getLogger("absl").isEnabledFor(std_logging.DEBUG)
     return True
 
-  def unraisable(self, info) -> None:
-    frames = traceback.extract_tb(info.exc_traceback) if info.exc_traceback else []
-    if not (isinstance(info.exc_value, RuntimeError)
-            and str(info.exc_value) == "Event loop is closed"
-            and any(f.name == "call_soon_threadsafe" for f in frames)):
-      (self.previous_hook or sys.__unraisablehook__)(info)
-
   def use(self, delta: int) -> None:
     with self.lock:
       self.users += delta
       if self.users == 1 and delta > 0:
         std_logging.getLogger("absl").addFilter(self)
-        self.previous_hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
       elif self.users == 0:
         std_logging.getLogger("absl").removeFilter(self)
-        if sys.unraisablehook == self.unraisable:
-          sys.unraisablehook = self.previous_hook or sys.__unraisablehook__
 
 
 _QUIET_ORBAX = _QuietOrbax()
@@ -506,3 +497,63 @@ class RunCheckpoints:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+# ----------------------------------------------------------------------------
+# The weights a run starts from.
+
+
+def _members_of_run(path: str) -> int:
+  """How many members the salx run in `path` trained (its metrics.json), else 1."""
+  try:
+    metrics = json_limits.load_json(os.path.join(path, "metrics.json"))
+    return max(1, len(metrics.get("members") or [None]))
+  except (OSError, ValueError, AttributeError):
+    return 1
+
+
+def load_init_params(method, path: str, template: Any, mesh, keep: int = 2
+                     ) -> Tuple[Any, str]:
+  """(params replicated on the mesh, a description) from `config.init_checkpoint`.
+
+  Args:
+    method: the run's method (it reads its authors' checkpoint files).
+    path: the authors' checkpoint file (torch zip or legacy format, read without
+      torch), or a salx run folder (its best params, else its latest state).
+    template: params of the model the config describes (for the shapes).
+
+  Raises:
+    FileNotFoundError: nothing at `path`.
+    ConfigError: the weights do not fit the config (the fields are named).
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  if os.path.isdir(path):
+    if not os.path.isdir(os.path.join(path, BEST_DIR)):
+      raise FileNotFoundError(f"config.init_checkpoint: {path} holds no salx best "
+                              f"checkpoint ({BEST_DIR}/)")
+    count = _members_of_run(path)
+    stacked = jax.tree_util.tree_map(
+        lambda t: jax.device_put(np.zeros((count,) + t.shape, t.dtype)), template)
+    with RunCheckpoints(path, keep=keep) as ckpts:
+      restored = ckpts.restore_best(stacked)
+    if restored is None:
+      raise FileNotFoundError(f"config.init_checkpoint: {path} holds no best params")
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[0], restored[0])
+    return (sharding.replicate(params, mesh),
+            f"best params of {path} (member 0, step {restored[2]})")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"config.init_checkpoint: {path} does not exist")
+  params = method.load_authors_checkpoint(path)
+  if params is None:
+    raise ConfigError(f"config.init_checkpoint: {path} is a file, but the "
+                      f"{method.name} method reads no authors' checkpoint files; give "
+                      "a salx run folder")
+  differences = sorted(config_lib.shape_differences(params, template),
+                       key=lambda d: not d.startswith("fc1/"))   # FC1 holds H^3.
+  if differences:
+    more = f" (and {len(differences) - 4} more)" if len(differences) > 4 else ""
+    raise ConfigError(f"config.init_checkpoint: {path} does not fit the config: "
+                      + "; ".join(differences[:4]) + more + f"; set the widths in config.{method.name}, "
+                      "config.feature_dim, num_classes and the preset to the file's")
+  params = jax.tree_util.tree_map(lambda x, t: np.asarray(x, t.dtype), params, template)
+  return sharding.replicate(params, mesh), f"the official checkpoint {path}"

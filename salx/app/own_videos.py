@@ -37,12 +37,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from salx.app import checkpoint as checkpoint_lib
-from salx.app import members as members_lib
+from salx.app import checkpoints as checkpoint_lib
+from salx.app import config as config_lib
 from salx.app import pictures
-from salx.app import run_config
-from salx.app.evaluate_run import load_init_params
-from salx.app.run_config import ConfigError
+from salx.app.checkpoints import load_init_params
+from salx.app.runtime import ConfigError
 from salx.core import hparams as hparams_lib
 from salx.core import members as core_members
 from salx.core import progress_bar
@@ -120,7 +119,7 @@ def class_names_of(config: ml_collections.ConfigDict,
 def _checked_config(config: ml_collections.ConfigDict, where: str
                     ) -> ml_collections.ConfigDict:
   try:
-    run_config.check_config(config)
+    config_lib.check_config(config)
   except ConfigError as e:
     raise ConfigError(f"{where}: {e}") from None
   return config
@@ -147,16 +146,16 @@ def weights_of_run(workdir: str, member: int = 0, which: Optional[str] = None,
   metrics = pictures.read_metrics(workdir)
   config = _checked_config(ml_collections.ConfigDict(metrics["config"]),
                            os.path.join(workdir, pictures.METRICS_FILE))
-  method = run_config.method_of(config)
-  members = members_lib.members_of(config)
+  method = config_lib.method_of(config)
+  members = config_lib.members_of(config)
   if not 0 <= member < len(members):
     raise ConfigError(f"--member {member}: the run in {workdir} trained "
                       f"{len(members)} member(s), 0 to {len(members) - 1}")
   names = class_names_of(config, class_names_file)
   hp = members[member].hp
-  model = run_config.make_model(config, len(names), method, hp)
+  model = config_lib.make_model(config, len(names), method, hp)
   mesh = sharding.make_mesh(num_members=len(members))
-  state, _, _ = members_lib.init_members(method, model, config, members, mesh)
+  state, _, _ = config_lib.init_members(method, model, config, members, mesh)
   params, step, kind = None, None, None
   with checkpoint_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:
     if which in (None, "best"):
@@ -190,10 +189,10 @@ def weights_of_checkpoint(path: str, config: ml_collections.ConfigDict,
     ConfigError: a bad config, or weights that do not fit it (the fields named).
   """
   config = _checked_config(config, "--config")
-  method = run_config.method_of(config)
-  hp = members_lib.members_of(config)[0].hp
+  method = config_lib.method_of(config)
+  hp = config_lib.members_of(config)[0].hp
   names = class_names_of(config, class_names_file)
-  model = run_config.make_model(config, len(names), method, hp)
+  model = config_lib.make_model(config, len(names), method, hp)
   shape = (1, method.num_segments(hp), config.feature_dim)
   template = jax.eval_shape(
       lambda key: method.init_params(model, hp, key, shape), jax.random.key(0))
