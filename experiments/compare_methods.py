@@ -5,7 +5,7 @@ r"""SAL, CO2-Net and DELU as K members each on one THUMOS14-shaped workload.
     python experiments/compare_methods.py --methods=co2net,delu --num_steps=600
 
 One data folder serves the three methods: the synthetic generator
-(`salx.datasets.synthesis`) copies THUMOS14's videos, their true durations and
+(`salx.datasets.synthetic`) copies THUMOS14's videos, their true durations and
 their instances from the public annotations (`--annotations`, default
 thumos14/gt.json under $SALX_DATA_DIR or shared/data beside a folder above the
 repository, with video_info.csv beside it), with synthetic I3D-like features (the
@@ -75,6 +75,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_protocol import default_annotations  # noqa: E402  (the same gt.json search)
+from salx.app import report  # noqa: E402  (its one mean ± std)
 
 METHODS = ("sal", "co2net", "delu")
 TITLES = {"sal": "SAL", "co2net": "CO2-Net", "delu": "DELU"}
@@ -107,14 +108,14 @@ def stratified_videos(annotations: str, subset: str, per_class: int) -> List[str
 def feature_spec(args):
   """The features' knobs: the demo's (configs/synthetic.py), at --feature_dim."""
   import configs.synthetic  # pylint: disable=g-import-not-at-top
-  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
-  return synthesis.SyntheticSpec(**dict(configs.synthetic.SYNTHETIC_SPEC, seed=args.seed),
+  from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
+  return synthetic.SyntheticSpec(**dict(configs.synthetic.SYNTHETIC_SPEC, seed=args.seed),
                                  feature_dim=args.feature_dim)
 
 
 def make_data(args) -> Tuple[str, Dict[str, int]]:
   """(the data folder, {'train', 'test': videos}); made once per set of arguments."""
-  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
+  from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
   spec = feature_spec(args)
   splits = {"train": stratified_videos(args.annotations, "train", args.train_per_class),
             "test": stratified_videos(args.annotations, "test", args.test_per_class)}
@@ -136,7 +137,7 @@ def make_data(args) -> Tuple[str, Dict[str, int]]:
     split_files[split] = os.path.join(split_dir, f"split_{split}.txt")
     with open(split_files[split], "w", encoding="utf-8") as f:
       f.write("\n".join(names) + "\n")
-  folder = synthesis.make_synthetic_dataset(
+  folder = synthetic.make_synthetic_dataset(
       data_dir, spec, "sal", args.annotations, dataset="thumos14", video_info=video_info,
       split_files=split_files, max_snippets=max_snippets, progress=False)
   return folder, {k: len(v) for k, v in splits.items()}
@@ -263,7 +264,7 @@ def _cell(summary: Optional[dict]) -> str:
   value = _average(summary)
   if not value or value["mean"] is None:
     return "-"
-  return f"{100 * value['mean']:.2f} ± {100 * value['std']:.2f}"
+  return report.MeanStd(**value).text()
 
 
 def format_table(results: Sequence[MethodResult]) -> List[str]:

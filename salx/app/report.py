@@ -11,8 +11,8 @@ run reports exactly what an uninterrupted one does. An evaluation record:
      "per_class_AP": {class: [K floats]}, "num_videos": .., "protocol_name": ..,
      "ground_truth_videos": .., "ground_truth_instances": .., "protocol": ".."}
 
-mAP values are fractions in [0, 1]; tables print them in percent. The one mean ±
-std of the project is `mean_std` (sample std, ddof 1).
+mAP values are fractions in [0, 1]; tables print them in percent. Means ± std over
+members are `salx.postprocess.mean_std` (sample std, ddof 1).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+from salx.postprocess.mean_std import MeanStd, mean_std
 
 SELECTED_ON_TEST = "selected on the test set (authors' protocol)"
 SELECTED_ON_HOLDOUT = "selected on held-out training videos"
@@ -192,32 +194,6 @@ class MemberRecords:
 
 # ----------------------------------------------------------------------------
 # Mean ± std over members.
-
-
-@dataclasses.dataclass(frozen=True)
-class MeanStd:
-  """The mean and sample standard deviation (ddof 1; 0 for one value) of n values."""
-  mean: Optional[float]
-  std: Optional[float]
-  n: int
-
-  def to_json(self) -> Dict[str, Any]:
-    return {"mean": self.mean, "std": self.std, "n": self.n}
-
-  def text(self, scale: float = 100.0, unit: str = "") -> str:
-    """'mean ± std' (the mean alone for one value), times `scale`."""
-    if self.n == 1:
-      return f"{scale * self.mean:.2f}{unit}"
-    return f"{scale * self.mean:.2f} ± {scale * self.std:.2f}{unit}"
-
-
-def mean_std(values: Sequence[float]) -> MeanStd:
-  """The one mean ± std of salx: over members, seeds or runs."""
-  values = [float(v) for v in values]
-  if not values:
-    return MeanStd(None, None, 0)
-  return MeanStd(float(np.mean(values)),
-                 float(np.std(values, ddof=1)) if len(values) > 1 else 0.0, len(values))
 
 
 def summarize(rows: Sequence[Optional[Mapping[str, float]]]) -> Optional[Dict[str, MeanStd]]:

@@ -5,9 +5,9 @@
 
 writes into the folder
     videos/<video>.png   one detection timeline per video (`timeline.draw_timeline`)
-    losses.png           the loss terms against the step (`curves.draw_losses`)
+    losses.png           the loss terms against the step (`training_curves.draw_losses`)
     map.png              the test average mAP against the step, from the untrained
-                         model's point at step 0 (`curves.draw_map`)
+                         model's point at step 0 (`training_curves.draw_map`)
     ap_bars.png          per-class AP (sorted by AP) and mAP per tIoU, last and
                          selected step
     index.html           the report table, the figures, the videos worst first, each
@@ -29,7 +29,7 @@ from salx.core import progress_bar
 from salx.postprocess import ap
 from salx.postprocess.ground_truth import GroundTruth
 from salx.viz import ap_bars
-from salx.viz import curves
+from salx.viz import training_curves
 from salx.viz import index_page
 from salx.viz import timeline
 from salx.viz import video_inputs
@@ -177,13 +177,13 @@ def draw_run(out_dir: str, *, per_video: Sequence[Mapping[str, Any]],
                             thresholds)))
 
   history = with_untrained(history, records)
-  if curves.terms_of(history):
+  if training_curves.terms_of(history):
     files.append(os.path.join(out_dir, "losses.png"))
-    curves.draw_losses(files[-1], history)
+    training_curves.draw_losses(files[-1], history)
     figures.append(("training loss terms against the step", "losses.png"))
   if any(m.get("eval") or m.get("untrained") for m in history):
     files.append(os.path.join(out_dir, "map.png"))
-    curves.draw_map(files[-1], history)
+    training_curves.draw_map(files[-1], history)
     figures.append(("test average mAP against the step", "map.png"))
   last, best = ((records or {}).get("last"), (records or {}).get("best"))
   if last is not None or best is not None:

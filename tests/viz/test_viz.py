@@ -17,7 +17,7 @@ import pytest
 from salx.postprocess.detections import Detections
 from salx.viz import ap_bars
 from salx.viz import canvas
-from salx.viz import curves
+from salx.viz import training_curves
 from salx.viz import index_page
 from salx.viz import run_pictures
 from salx.viz import timeline
@@ -194,12 +194,13 @@ def _member(name, steps, losses, maps, selected=None):
 
 
 def test_mean_band_over_the_steps_every_member_covers():
-  grid, mean, std = curves.mean_band([
+  grid, mean, std = training_curves.mean_band([
       (np.array([0.0, 10.0, 20.0]), np.array([1.0, 2.0, 3.0])),
       (np.array([5.0, 10.0, 25.0]), np.array([2.0, 4.0, 6.0]))])
   np.testing.assert_allclose(grid, [5.0, 10.0, 20.0])
   np.testing.assert_allclose(mean, [1.75, 3.0, (3.0 + 4.0 + 4.0 / 3.0) / 2])
-  np.testing.assert_allclose(std, [0.25, 1.0, (4.0 + 4.0 / 3.0 - 3.0) / 2])
+  # The sample std of two values: |a - b| / sqrt(2).
+  np.testing.assert_allclose(std, np.array([0.5, 2.0, 4.0 + 4.0 / 3.0 - 3.0]) / np.sqrt(2))
 
 
 def test_curves_of_several_members_with_bands_and_selected_steps(tmp_path):
@@ -207,18 +208,18 @@ def test_curves_of_several_members_with_bands_and_selected_steps(tmp_path):
              _member("seed 1", [10, 20, 30], [3.2, 2.5, 1.0], [0.1, 0.3, 0.6]),
              _member("seed 2", [10, 20, 30], [3.1, 2.2, 1.2], [0.3, 0.3, 0.3],
                      selected=10)]
-  losses = curves.draw_losses(str(tmp_path / "losses.png"), members, width_px=900)
+  losses = training_curves.draw_losses(str(tmp_path / "losses.png"), members, width_px=900)
   assert losses["terms"] == ["loss", "mil", "bg"]
   assert losses["member_lines"] == 3 * 3
   assert losses["bands"] == 3
   assert losses["selected_marks"] == 3 * 3
   assert _png_size(tmp_path / "losses.png") == losses["size_px"]
 
-  maps = curves.draw_map(str(tmp_path / "map.png"), members)
+  maps = training_curves.draw_map(str(tmp_path / "map.png"), members)
   assert maps["selected_steps"] == [20.0, 30.0, 10.0]
   assert (maps["member_lines"], maps["bands"], maps["selected_marks"]) == (3, 1, 3)
   assert _png_size(tmp_path / "map.png") == maps["size_px"] == (900, 420)
-  one = curves.draw_map(str(tmp_path / "one.png"), members[2:])   # no band
+  one = training_curves.draw_map(str(tmp_path / "one.png"), members[2:])   # no band
   assert (one["bands"], one["selected_steps"]) == (0, [10.0])
 
 
@@ -242,10 +243,10 @@ def test_map_starts_at_the_untrained_point_on_a_0_to_100_percent_axis(tmp_path,
   members = [dict(_member("seed 0", [50, 100], [2.0, 1.0], [0.62, 0.65]),
                   untrained={"step": 0, "average_mAP": 0.001}),
              _member("seed 1", [50, 100], [2.0, 1.0], [0.60, 0.61])]
-  info = curves.draw_map(str(tmp_path / "map.png"), members)
+  info = training_curves.draw_map(str(tmp_path / "map.png"), members)
   (ax,) = figures.by_name["map.png"].axes
   assert ax.get_ylim() == (0.0, 100.0) == info["ylim"]   # Not zoomed onto 60-65 %.
-  lines = [a for a in ax.lines if a.get_gid() == curves.MEMBER_GID]
+  lines = [a for a in ax.lines if a.get_gid() == training_curves.MEMBER_GID]
   np.testing.assert_allclose(lines[0].get_xydata(), [[0, 0.1], [50, 62], [100, 65]])
   np.testing.assert_allclose(lines[1].get_xydata(), [[50, 60], [100, 61]])
   assert info["first_steps"] == [0.0, 50.0]
@@ -254,13 +255,13 @@ def test_map_starts_at_the_untrained_point_on_a_0_to_100_percent_axis(tmp_path,
   # An evaluation at step 0 already in the history is not drawn twice.
   again = [dict(members[0], eval=[{"step": 0, "average_mAP": 0.002}]
                 + members[0]["eval"])]
-  curves.draw_map(str(tmp_path / "again.png"), again)
+  training_curves.draw_map(str(tmp_path / "again.png"), again)
   (ax,) = figures.by_name["again.png"].axes
-  line = next(a for a in ax.lines if a.get_gid() == curves.MEMBER_GID)
+  line = next(a for a in ax.lines if a.get_gid() == training_curves.MEMBER_GID)
   np.testing.assert_allclose(line.get_xdata(), [0, 50, 100])
   np.testing.assert_allclose(line.get_ydata()[0], 0.2)
   with pytest.raises(ValueError, match=r"members\[0\].untrained"):
-    curves.draw_map(str(tmp_path / "x.png"), [dict(members[0], untrained=[0.1])])
+    training_curves.draw_map(str(tmp_path / "x.png"), [dict(members[0], untrained=[0.1])])
 
 
 def _record(step, scale):
@@ -427,7 +428,7 @@ def test_draw_run_writes_every_picture_and_a_page_that_links_them(tmp_path,
       assert _png_size(path)[0] == 1600
   # map.png starts at the untrained record of metrics.json, on a 0-100 % axis.
   (ax,) = figures.by_name["map.png"].axes
-  line = next(a for a in ax.lines if a.get_gid() == curves.MEMBER_GID)
+  line = next(a for a in ax.lines if a.get_gid() == training_curves.MEMBER_GID)
   np.testing.assert_allclose(line.get_xydata(), [[0, 0.4], [10, 30], [20, 40]])
   assert ax.get_ylim() == (0.0, 100.0)
   assert "untrained" not in history[0]   # The caller's history is left alone.

@@ -24,6 +24,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from salx.postprocess.mean_std import mean_std
 from salx.viz import canvas
 
 MEMBER_GID, MEAN_GID, BAND_GID, SELECTED_GID = "member", "mean", "band", "selected"
@@ -106,7 +107,7 @@ def terms_of(members: Sequence[Mapping[str, Any]]) -> List[str]:
 
 def mean_band(series: Sequence[Tuple[np.ndarray, np.ndarray]]
               ) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """(steps, mean, std) over members on the steps every member covers.
+  """(steps, mean, sample std) over members on the steps every member covers.
 
   Args:
     series: per member (steps [n], values [n]), steps ascending.
@@ -121,8 +122,8 @@ def mean_band(series: Sequence[Tuple[np.ndarray, np.ndarray]]
   grid = grid[(grid >= lo) & (grid <= hi)]
   if grid.size == 0:
     return None
-  stacked = np.stack([np.interp(grid, s, v) for s, v in series])
-  return grid, stacked.mean(axis=0), stacked.std(axis=0)
+  stats = mean_std(np.stack([np.interp(grid, s, v) for s, v in series]))
+  return grid, stats.mean, stats.std
 
 
 def _plot_members(ax, series, names, selected, mark_selected_on_curve: bool):
