@@ -11,7 +11,7 @@ last step and the best step. Measured on 2 CPU cores: 24 s wall once the data is
 generated; average mAP(0.1:0.7) 0.10% untrained, 63.71% at the last step (300),
 65.19% at the best step (50). `--config.num_seeds=4` trains four seeds at once
 (94 s) and reports their mean ± std. The knobs of the data live in
-`config.synthetic` (salx/datasets/synthesis/ explains them), e.g.
+`config.synthetic` (salx/datasets/synthetic/ explains them), e.g.
 `--config.synthetic.noise_std=2.0` for a harder task.
 """
 
@@ -19,7 +19,7 @@ import ml_collections
 
 from configs import base
 
-# Values of salx.datasets.synthesis.SyntheticSpec (its feature_dim is
+# Values of salx.datasets.synthetic.SyntheticSpec (its feature_dim is
 # config.feature_dim). Kept here explicitly so that the demo's numbers do not move
 # when the generator's defaults do. Actions are twice as strong and backgrounds half
 # as strong as the generator's defaults: with those, SAL's actionness self-training

@@ -61,14 +61,14 @@ def peak_rss_mb() -> float:
 
 
 def spec_of(args):
-  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
-  return synthesis.SyntheticSpec(seed=0, num_classes=5, num_train=args.num_train,
+  from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
+  return synthetic.SyntheticSpec(seed=0, num_classes=5, num_train=args.num_train,
                                  num_test=args.num_test, min_length=200, max_length=300,
                                  feature_dim=args.feature_dim)
 
 
 def make_data(args) -> str:
-  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
+  from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
   spec = spec_of(args)
   data_dir = args.data_dir
   if not data_dir:
@@ -76,7 +76,7 @@ def make_data(args) -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     data_dir = os.path.join(cache, "salx", "bench-memory-"
                             + hashlib.sha256(key.encode()).hexdigest()[:12])
-  return synthesis.make_synthetic_dataset(data_dir, spec, "sal", progress=False)
+  return synthetic.make_synthetic_dataset(data_dir, spec, "sal", progress=False)
 
 
 def split_size(data_dir: str, feature_dim: int):

@@ -77,9 +77,9 @@ def default_annotations() -> str:
 def make_data(args) -> str:
   """The data folder of the run (made once; a folder made with the same arguments
   is reused)."""
-  from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
+  from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
   low, high = SYNTHETIC_LENGTHS
-  spec = synthesis.SyntheticSpec(seed=args.seed, num_classes=20, num_train=args.num_train,
+  spec = synthetic.SyntheticSpec(seed=args.seed, num_classes=20, num_train=args.num_train,
                                  num_test=args.num_test, min_length=low, max_length=high,
                                  feature_dim=args.feature_dim)
   video_info = None
@@ -93,7 +93,7 @@ def make_data(args) -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     data_dir = os.path.join(cache, "salx", "bench-protocol-"
                             + hashlib.sha256(key.encode()).hexdigest()[:12])
-  return synthesis.make_synthetic_dataset(
+  return synthetic.make_synthetic_dataset(
       data_dir, spec, "sal", args.annotations or None, dataset="thumos14",
       video_info=video_info, max_snippets=args.max_snippets if args.annotations else None)
 

@@ -31,7 +31,7 @@ TIERS = {
 # thin command modules that parse absl flags.
 DATASETS_TF_FILES = {"input_pipeline.py", "tfds_builders.py"}
 DATASETS_TF_PACKAGES = {"tensorflow", "tensorflow_datasets", "array_record", "jax"}
-COMMANDS = {"check.py", "synthetic.py", "convert.py"}
+COMMANDS = {"check.py", "command.py", "convert.py"}
 # postprocess may read these core modules, which import no JAX.
 JAX_FREE_CORE = {"salx.core.constants"}
 

@@ -40,7 +40,7 @@ from salx.app.runtime import ConfigError
 from salx.core import constants
 from salx.core import sharding
 from salx.datasets import layouts
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 from salx.datasets.errors import DataError
 from salx.datasets import source
 from salx.datasets import validate
@@ -52,16 +52,16 @@ LAYOUT_HINT = (f"salx reads the layouts {layouts.LAYOUT_DESCRIPTIONS}; "
                "see salx/datasets/layouts.py")
 
 
-def synthetic_spec(config: ml_collections.ConfigDict) -> synthesis.SyntheticSpec:
+def synthetic_spec(config: ml_collections.ConfigDict) -> synthetic.SyntheticSpec:
   """The SyntheticSpec of `config.synthetic` (feature_dim: config.feature_dim)."""
   try:
-    return synthesis.SyntheticSpec(**config.synthetic.to_dict(),
+    return synthetic.SyntheticSpec(**config.synthetic.to_dict(),
                                    feature_dim=config.feature_dim)
   except (TypeError, ValueError) as e:
     raise ConfigError(f"config.synthetic: {e}") from None
 
 
-def default_synthetic_dir(spec: synthesis.SyntheticSpec) -> str:
+def default_synthetic_dir(spec: synthetic.SyntheticSpec) -> str:
   """~/.cache/salx/synthetic-<hash of the spec> ($XDG_CACHE_HOME is honoured)."""
   cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
   text = json.dumps(dataclasses.asdict(spec), sort_keys=True)
@@ -104,7 +104,7 @@ def open_data(config: ml_collections.ConfigDict) -> source.FeatureSource:
     layout = "sal" if config.layout == "auto" else config.layout
     if not os.path.isdir(data_dir):
       logging.info("Generating the synthetic dataset into %s (once).", data_dir)
-    synthesis.make_synthetic_dataset(data_dir, spec, layout=layout)
+    synthetic.make_synthetic_dataset(data_dir, spec, layout=layout)
     if data_source == "tfds":
       return _tfds_builders().prepare("thumos14", data_dir,
                                       tfds_data_dir or f"{data_dir}-tfds")

@@ -100,8 +100,8 @@ def class_names_of(config: ml_collections.ConfigDict,
   if class_names_file:
     return read_class_names(class_names_file)
   if config.dataset == "synthetic":
-    from salx.datasets import synthesis  # pylint: disable=g-import-not-at-top
-    return synthesis.synthetic_class_names(int(config.synthetic.num_classes))
+    from salx.datasets import synthetic  # pylint: disable=g-import-not-at-top
+    return synthetic.synthetic_class_names(int(config.synthetic.num_classes))
   problem = "config.data_dir is empty"
   if config.get("data_dir") and config.get("data_source", "folder") == "folder":
     try:

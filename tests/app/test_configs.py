@@ -16,7 +16,7 @@ import configs.thumos
 from salx.app import data
 from salx.app import config as config_lib
 from salx.methods.sal import hparams as sal_hparams
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONFIGS = ("synthetic", "thumos", "activitynet12", "activitynet13")
@@ -67,7 +67,7 @@ def test_activitynet_is_the_authors_setting(name, dataset):
 def test_synthetic_knobs_are_the_spec_fields():
   config = load("synthetic").get_config()
   spec = data.synthetic_spec(config)
-  fields = {f.name for f in dataclasses.fields(synthesis.SyntheticSpec)}
+  fields = {f.name for f in dataclasses.fields(synthetic.SyntheticSpec)}
   assert set(config.synthetic) == fields - {"feature_dim"}
   assert spec.feature_dim == config.feature_dim
   other = data.synthetic_spec(load("synthetic").get_config().unlock())

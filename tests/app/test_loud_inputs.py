@@ -11,11 +11,11 @@ import pytest
 from salx.app import pictures
 from salx.app import trainer
 from salx.datasets import batches
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 
 
 def test_nan_features_warn_once_per_video(tmp_path, caplog):
-  folder = synthesis.make_synthetic_dataset(tmp_path / "d", synthesis.SyntheticSpec(
+  folder = synthetic.make_synthetic_dataset(tmp_path / "d", synthetic.SyntheticSpec(
       num_classes=2, num_train=2, num_test=2, min_length=8, max_length=10,
       feature_dim=16))
   from salx.datasets import layouts  # pylint: disable=g-import-not-at-top

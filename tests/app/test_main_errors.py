@@ -17,10 +17,10 @@ import pytest
 import configs.thumos
 
 from salx import main
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SPEC = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
+SPEC = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
                                max_length=40, feature_dim=64)
 
 
@@ -33,7 +33,7 @@ def thumos_config(data_dir, **overrides):
 
 @pytest.fixture(scope="module")
 def clean_data(tmp_path_factory):
-  return synthesis.make_synthetic_dataset(tmp_path_factory.mktemp("data") / "clean",
+  return synthetic.make_synthetic_dataset(tmp_path_factory.mktemp("data") / "clean",
                                           SPEC)
 
 

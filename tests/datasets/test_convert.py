@@ -15,7 +15,7 @@ from salx.datasets import convert
 from salx.datasets import layout_conversion
 from salx.datasets import layouts
 from salx.datasets import npy
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 from salx.datasets import validate
 from salx.datasets import wtalc_layout
 from salx.datasets import wtalc_stream
@@ -29,8 +29,8 @@ SPEC = dict(num_classes=3, num_train=8, num_test=5, min_length=20, max_length=50
 def originals(tmp_path_factory):
   """The same small synthetic THUMOS14-named dataset written in each layout."""
   root = tmp_path_factory.mktemp("originals")
-  spec = synthesis.SyntheticSpec(**SPEC)
-  return {layout: synthesis.make_synthetic_dataset(root / layout, spec, layout=layout,
+  spec = synthetic.SyntheticSpec(**SPEC)
+  return {layout: synthetic.make_synthetic_dataset(root / layout, spec, layout=layout,
                                                    progress=False)
           for layout in layouts.LAYOUTS}
 

@@ -9,15 +9,15 @@ import pytest
 
 from salx.datasets import check
 from salx.datasets import manifest
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 
 SPEC = dict(num_classes=3, num_train=6, num_test=4, min_length=20, max_length=40)
 
 
 @pytest.fixture
 def folder(tmp_path):
-  return synthesis.make_synthetic_dataset(tmp_path / "data",
-                                          synthesis.SyntheticSpec(**SPEC),
+  return synthetic.make_synthetic_dataset(tmp_path / "data",
+                                          synthetic.SyntheticSpec(**SPEC),
                                           layout="sal", progress=False)
 
 
@@ -95,8 +95,8 @@ def test_an_annotation_difference_names_the_file_and_the_count(folder, tmp_path,
 
 
 def test_a_wtalc_folder_compares_with_its_manifest(tmp_path):
-  folder = synthesis.make_synthetic_dataset(
-      tmp_path / "w", synthesis.SyntheticSpec(**SPEC), layout="wtalc", progress=False)
+  folder = synthetic.make_synthetic_dataset(
+      tmp_path / "w", synthetic.SyntheticSpec(**SPEC), layout="wtalc", progress=False)
   written = manifest.make_manifest(folder, "thumos14")
   features = written["files"]["Thumos14reduced-I3D-JOINTFeatures.npy"]
   assert features["dtype"] == "object" and features["shape"] == [10]

@@ -1,4 +1,4 @@
-"""The synthetic dataset generator (salx.datasets.synthesis) and its command line
+"""The synthetic dataset generator (salx.datasets.synthetic) and its command line
 (salx.datasets.synthetic): the demo dataset, determinism, atomic writing, flags."""
 
 import dataclasses
@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 
 from salx.datasets import layouts
-from salx.datasets import synthesis
 from salx.datasets import synthetic
-from salx.datasets.synthesis import features as features_lib
+from salx.datasets.synthetic import command
+from salx.datasets.synthetic import features as features_lib
 from salx.datasets import source as source_lib
 from salx.core import constants
 from salx.datasets import errors
 from tests.conftest import ROOT, data_file
 
-TINY = synthesis.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
+TINY = synthetic.SyntheticSpec(num_classes=3, num_train=4, num_test=2, min_length=24,
                                max_length=48)
 
 
@@ -40,14 +40,14 @@ def _assert_same_datasets(first, second):
 
 
 def test_default_spec_is_the_small_demo_dataset():
-  spec = synthesis.SyntheticSpec()
-  plans, class_names = synthesis.plan_synthetic_videos(spec)
+  spec = synthetic.SyntheticSpec()
+  plans, class_names = synthetic.plan_synthetic_videos(spec)
   train = [p for p in plans if p.split == "train"]
   test = [p for p in plans if p.split == "test"]
   assert (len(class_names), len(train), len(test)) == (5, 60, 30)
   assert spec.feature_dim == 2048
   assert all(spec.min_length <= p.length <= spec.max_length for p in plans)
-  assert synthesis.estimated_size_bytes(plans, spec) < 150e6
+  assert synthetic.estimated_size_bytes(plans, spec) < 150e6
   for name in class_names:   # Every class is learnable and evaluated.
     assert sum(name in p.segment_labels for p in train) >= 6
     assert sum(name in p.segment_labels for p in test) >= 2
@@ -57,7 +57,7 @@ def test_default_spec_is_the_small_demo_dataset():
 
 
 def test_plans_are_consistent():
-  plans, class_names = synthesis.plan_synthetic_videos(synthesis.SyntheticSpec())
+  plans, class_names = synthetic.plan_synthetic_videos(synthetic.SyntheticSpec())
   for plan in plans:
     assert source_lib.snippets_for_duration(plan.duration) == plan.length
     starts, ends = plan.segments[:, 0], plan.segments[:, 1]
@@ -68,10 +68,10 @@ def test_plans_are_consistent():
 
 
 def test_generation_is_deterministic_for_a_seed(tmp_path):
-  first = synthesis.make_synthetic_dataset(tmp_path / "a", TINY)
-  second = synthesis.make_synthetic_dataset(tmp_path / "b", TINY)
+  first = synthetic.make_synthetic_dataset(tmp_path / "a", TINY)
+  second = synthetic.make_synthetic_dataset(tmp_path / "b", TINY)
   _assert_same_datasets(first, second)
-  other = synthesis.make_synthetic_dataset(tmp_path / "c",
+  other = synthetic.make_synthetic_dataset(tmp_path / "c",
                                            dataclasses.replace(TINY, seed=1))
   a, c = _all_records(first), _all_records(other)
   assert not np.array_equal(a["synthetic_train_0000"].features[:10],
@@ -79,8 +79,8 @@ def test_generation_is_deterministic_for_a_seed(tmp_path):
 
 
 def test_a_video_does_not_depend_on_how_many_are_made(tmp_path):
-  few = _all_records(synthesis.make_synthetic_dataset(tmp_path / "few", TINY))
-  more = _all_records(synthesis.make_synthetic_dataset(
+  few = _all_records(synthetic.make_synthetic_dataset(tmp_path / "few", TINY))
+  more = _all_records(synthetic.make_synthetic_dataset(
       tmp_path / "more", dataclasses.replace(TINY, num_train=7)))
   for name in few:
     np.testing.assert_array_equal(few[name].features, more[name].features)
@@ -95,12 +95,12 @@ def _stream_projection(features, prototypes, half):
 
 
 def test_actions_carry_their_class_prototype_and_context_confuses():
-  spec = dataclasses.replace(synthesis.SyntheticSpec(), num_train=12, num_test=0)
-  plans, class_names = synthesis.plan_synthetic_videos(spec)
-  prototypes = synthesis.class_prototypes(spec, len(class_names))
+  spec = dataclasses.replace(synthetic.SyntheticSpec(), num_train=12, num_test=0)
+  plans, class_names = synthetic.plan_synthetic_videos(spec)
+  prototypes = synthetic.class_prototypes(spec, len(class_names))
   half = spec.feature_dim // 2
   own_action, own_context, own_background, other_action = [], [], [], []
-  for plan, record in zip(plans, synthesis.generate_records(plans, class_names, spec)):
+  for plan, record in zip(plans, synthetic.generate_records(plans, class_names, spec)):
     projection = _stream_projection(record.features, prototypes, half)
     snippet_seconds = (np.arange(plan.length) + 0.5) * constants.SECONDS_PER_SNIPPET
     for (start, end), label in zip(plan.segments, plan.segment_labels):
@@ -135,19 +135,19 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
 
   monkeypatch.setattr(features_lib, "generate_records", interrupted)
   with pytest.raises(KeyboardInterrupt):
-    synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
+    synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
   assert os.listdir(tmp_path) == []
 
 
 def test_existing_dataset_is_reused_and_a_different_one_refused(tmp_path):
-  path = synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
+  path = synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
   marker = os.path.join(path, "gt.json")
   stamp = os.stat(marker).st_mtime_ns
-  assert synthesis.make_synthetic_dataset(tmp_path / "data", TINY) == path
+  assert synthetic.make_synthetic_dataset(tmp_path / "data", TINY) == path
   assert os.stat(marker).st_mtime_ns == stamp
   with pytest.raises(errors.DataError, match="already exists"):
-    synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet")
-  synthesis.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet",
+    synthetic.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet")
+  synthetic.make_synthetic_dataset(tmp_path / "data", TINY, layout="acmnet",
                                    overwrite=True)
   assert layouts.detect_layout(path) == "acmnet"
   assert sorted(os.listdir(tmp_path)) == ["data"]
@@ -155,7 +155,7 @@ def test_existing_dataset_is_reused_and_a_different_one_refused(tmp_path):
 
 def test_empty_existing_folder_is_filled(tmp_path):
   (tmp_path / "data").mkdir()
-  path = synthesis.make_synthetic_dataset(tmp_path / "data", TINY)
+  path = synthetic.make_synthetic_dataset(tmp_path / "data", TINY)
   assert layouts.detect_layout(path) == "sal"
 
 
@@ -163,7 +163,7 @@ def test_empty_existing_folder_is_filled(tmp_path):
 @pytest.mark.parametrize("layout", layouts.LAYOUTS)
 def test_cli_writes_the_layout(tmp_path, layout, capsys):
   out = tmp_path / "data"
-  status = synthetic.main(["--out", str(out), "--layout", layout, "--num_train", "3",
+  status = command.main(["--out", str(out), "--layout", layout, "--num_train", "3",
                            "--num_test", "2", "--min_length", "20", "--max_length",
                            "30", "--seed", "5", "--num_classes", "4"])
   assert status == 0
@@ -177,7 +177,7 @@ def test_cli_writes_the_layout(tmp_path, layout, capsys):
 
 @pytest.mark.slow
 def test_cli_refuses_a_bad_spec(tmp_path, capsys):
-  status = synthetic.main(["--out", str(tmp_path / "x"), "--feature_dim", "7"])
+  status = command.main(["--out", str(tmp_path / "x"), "--feature_dim", "7"])
   assert status == 2
   assert "feature_dim" in capsys.readouterr().err
   assert not (tmp_path / "x").exists()
@@ -193,7 +193,7 @@ def test_cli_refuses_a_bad_spec(tmp_path, capsys):
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, monkeypatch, capsys, argv,
                                                 named):
   monkeypatch.chdir(tmp_path)
-  assert synthetic.main(argv) == 2
+  assert command.main(argv) == 2
   captured = capsys.readouterr()
   assert captured.out == ""
   lines = captured.err.strip().splitlines()
@@ -204,7 +204,7 @@ def test_cli_bad_input_is_one_line_and_status_2(tmp_path, monkeypatch, capsys, a
 @pytest.mark.slow
 def test_cli_copy_of_a_missing_annotation_file_names_it(tmp_path, capsys):
   missing = tmp_path / "nowhere" / "gt.json"
-  status = synthetic.main(["--out", str(tmp_path / "x"), "--annotations", str(missing)])
+  status = command.main(["--out", str(tmp_path / "x"), "--annotations", str(missing)])
   assert status == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and str(missing) in err
@@ -212,12 +212,12 @@ def test_cli_copy_of_a_missing_annotation_file_names_it(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cli_help_lists_every_flag_and_exits_0(capsys):
-  assert synthetic.main(["--help"]) == 0
+  assert command.main(["--help"]) == 0
   text = capsys.readouterr().out
   assert "python -m salx.datasets.synthetic" in text
   names = ["out", "layout", "dataset", "annotations", "video_info", "split_train",
            "split_test", "class_list", "max_videos", "max_snippets", "overwrite"]
-  names += [f.name for f in dataclasses.fields(synthesis.SyntheticSpec)]
+  names += [f.name for f in dataclasses.fields(synthetic.SyntheticSpec)]
   for name in names:
     assert f"--{name}" in text
   assert "(default: '1.0')" in text   # The SyntheticSpec defaults are shown.
@@ -225,7 +225,7 @@ def test_cli_help_lists_every_flag_and_exits_0(capsys):
 
 def _flag_values(*argv):
   values = flags.FlagValues()
-  synthetic._define_flags(values)   # pylint: disable=protected-access
+  command._define_flags(values)   # pylint: disable=protected-access
   values(["synthetic", *argv])
   return values
 
@@ -233,9 +233,9 @@ def _flag_values(*argv):
 def test_cli_every_flag_has_a_description():
   values = _flag_values("--out", "x")
   names = list(values)
-  assert len(names) == 11 + len(dataclasses.fields(synthesis.SyntheticSpec))
-  assert set(synthesis.FIELD_HELP) == {f.name for f in
-                                       dataclasses.fields(synthesis.SyntheticSpec)}
+  assert len(names) == 11 + len(dataclasses.fields(synthetic.SyntheticSpec))
+  assert set(synthetic.FIELD_HELP) == {f.name for f in
+                                       dataclasses.fields(synthetic.SyntheticSpec)}
   for name in names:
     text = values[name].help or ""
     assert len(text.split()) >= 4 and not text.startswith("SyntheticSpec"), (name, text)
@@ -247,8 +247,8 @@ def test_cli_defaults_are_the_demo_configs_generator_settings(tmp_path, monkeypa
   import configs.synthetic  # pylint: disable=g-import-not-at-top
   demo = dict(configs.synthetic.SYNTHETIC_SPEC,
               feature_dim=configs.synthetic.get_config().feature_dim)
-  assert dataclasses.asdict(synthetic.spec_from_flags(_flag_values("--out", "x"))) == demo
-  assert dataclasses.asdict(synthesis.SyntheticSpec()) == demo
+  assert dataclasses.asdict(command.spec_from_flags(_flag_values("--out", "x"))) == demo
+  assert dataclasses.asdict(synthetic.SyntheticSpec()) == demo
   # The command itself asks the generator for that spec.
   asked = []
 
@@ -257,11 +257,11 @@ def test_cli_defaults_are_the_demo_configs_generator_settings(tmp_path, monkeypa
     asked.append(spec)
     raise ValueError("stop here")
 
-  monkeypatch.setattr(synthesis, "make_synthetic_dataset", fake_make)
-  assert synthetic.main(["--out", str(tmp_path / "demo")]) == 2
+  monkeypatch.setattr(synthetic, "make_synthetic_dataset", fake_make)
+  assert command.main(["--out", str(tmp_path / "demo")]) == 2
   assert "stop here" in capsys.readouterr().err
-  assert asked == [synthesis.SyntheticSpec()]
-  assert synthetic.spec_from_flags(
+  assert asked == [synthetic.SyntheticSpec()]
+  assert command.spec_from_flags(
       _flag_values("--out", "x", "--noise_std", "2")).noise_std == 2.0
 
 
@@ -271,15 +271,15 @@ class _Terminal(io.StringIO):
 
 
 def test_generation_shows_a_bar_on_a_terminal_only(tmp_path, monkeypatch, capsys):
-  synthesis.make_synthetic_dataset(tmp_path / "quiet", TINY)
+  synthetic.make_synthetic_dataset(tmp_path / "quiet", TINY)
   assert capsys.readouterr().err == ""   # Captured stderr is not a terminal.
   terminal = _Terminal()
   monkeypatch.setattr(sys, "stderr", terminal)
-  synthesis.make_synthetic_dataset(tmp_path / "shown", TINY, layout="wtalc")
+  synthetic.make_synthetic_dataset(tmp_path / "shown", TINY, layout="wtalc")
   last = terminal.getvalue().rstrip("\n").split("\r")[-1]
   assert last.startswith("writing wtalc, ~2 MB  [#") and "6/6  100%" in last
   assert "videos/s" in last and terminal.getvalue().endswith("\n")
-  synthesis.make_synthetic_dataset(tmp_path / "off", TINY, progress=False)
+  synthetic.make_synthetic_dataset(tmp_path / "off", TINY, progress=False)
   assert "writing sal" not in terminal.getvalue()
 
 
@@ -305,13 +305,13 @@ def test_cli_runs_as_a_module_and_defines_no_global_flags(tmp_path):
                                      dict(noise_smoothness=1.0)])
 def test_spec_checks_its_fields(changes):
   with pytest.raises(ValueError, match="invalid SyntheticSpec"):
-    synthesis.SyntheticSpec(**changes)
+    synthetic.SyntheticSpec(**changes)
 
 
 @pytest.mark.slow
 def test_cli_copies_real_annotations(tmp_path):
   out = tmp_path / "thumos"
-  status = synthetic.main([
+  status = command.main([
       "--out", str(out), "--layout", "acmnet",
       "--annotations", str(data_file("thumos14/gt.json")),
       "--video_info", str(data_file("thumos14/video_info.csv")),
@@ -333,7 +333,7 @@ def test_cli_copies_real_annotations(tmp_path):
 
 
 def test_cropping_keeps_instances_inside_the_window():
-  plans, _ = synthesis.plan_from_annotations(
+  plans, _ = synthetic.plan_from_annotations(
       data_file("activitynet13/gt_from_bsn.json"), "activitynet13",
       max_videos=20, max_snippets=25)
   assert len(plans) == 40

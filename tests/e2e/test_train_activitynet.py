@@ -15,7 +15,7 @@ import configs.activitynet12
 import configs.activitynet13
 
 from salx.app import trainer
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 from tests.conftest import data_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -40,8 +40,8 @@ def _config(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_activitynet_config_trains_and_evaluates_at_050_095(name, tmp_path):
   case = CASES[name]
-  data_dir = synthesis.make_synthetic_dataset(
-      tmp_path / "data", synthesis.SyntheticSpec(feature_dim=64), case["layout"],
+  data_dir = synthetic.make_synthetic_dataset(
+      tmp_path / "data", synthetic.SyntheticSpec(feature_dim=64), case["layout"],
       annotations=data_file(case["annotations"]), dataset=name,
       split_files={"train": data_file(case["splits"][0]),
                    "test": data_file(case["splits"][1])},

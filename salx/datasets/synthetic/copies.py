@@ -16,7 +16,7 @@ import numpy as np
 from salx.core import constants
 from salx.datasets import classes
 from salx.datasets.errors import DataError, PathLike
-from salx.datasets.synthesis.plans import VideoPlan
+from salx.datasets.synthetic.plans import VideoPlan
 from salx.datasets import source
 
 # Snippets of margin kept before the first instance when a long video is cropped.

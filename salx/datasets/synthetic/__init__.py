@@ -47,21 +47,21 @@ plan), `folder` (writing a dataset folder atomically). Its names are importable 
 here; the command line is `python -m salx.datasets.synthetic`.
 """
 
-from salx.datasets.synthesis.copies import plan_from_annotations
-from salx.datasets.synthesis.copies import read_video_durations
-from salx.datasets.synthesis.features import class_prototypes
-from salx.datasets.synthesis.features import estimated_size_bytes
-from salx.datasets.synthesis.features import generate_records
-from salx.datasets.synthesis.features import render_features
-from salx.datasets.synthesis.folder import make_synthetic_dataset
-from salx.datasets.synthesis.folder import PROVENANCE_FILE
-from salx.datasets.synthesis.folder import write_plans
-from salx.datasets.synthesis.plans import FIELD_HELP
-from salx.datasets.synthesis.plans import plan_synthetic_videos
-from salx.datasets.synthesis.plans import SPLIT_CODES
-from salx.datasets.synthesis.plans import synthetic_class_names
-from salx.datasets.synthesis.plans import SyntheticSpec
-from salx.datasets.synthesis.plans import VideoPlan
+from salx.datasets.synthetic.copies import plan_from_annotations
+from salx.datasets.synthetic.copies import read_video_durations
+from salx.datasets.synthetic.features import class_prototypes
+from salx.datasets.synthetic.features import estimated_size_bytes
+from salx.datasets.synthetic.features import generate_records
+from salx.datasets.synthetic.features import render_features
+from salx.datasets.synthetic.folder import make_synthetic_dataset
+from salx.datasets.synthetic.folder import PROVENANCE_FILE
+from salx.datasets.synthetic.folder import write_plans
+from salx.datasets.synthetic.plans import FIELD_HELP
+from salx.datasets.synthetic.plans import plan_synthetic_videos
+from salx.datasets.synthetic.plans import SPLIT_CODES
+from salx.datasets.synthetic.plans import synthetic_class_names
+from salx.datasets.synthetic.plans import SyntheticSpec
+from salx.datasets.synthetic.plans import VideoPlan
 
 __all__ = [
     "FIELD_HELP", "PROVENANCE_FILE", "SPLIT_CODES", "SyntheticSpec", "VideoPlan",

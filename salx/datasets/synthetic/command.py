@@ -8,7 +8,7 @@ Without --annotations the demo dataset (the defaults of the SyntheticSpec flags 
 those of `configs/synthetic.py`, so `--out DIR` alone writes the data the demo
 trains on), or the sizes and difficulty given by those flags; with --annotations, a
 copy of a real dataset's videos, lengths and instances with synthetic features. The
-generator is `salx.datasets.synthesis` (its docstring explains the knobs). A
+generator is the package, `salx.datasets.synthetic` (its docstring explains the knobs). A
 progress bar counts the videos on stderr when it is a terminal. Exit status: 0
 written (or already there), 2 bad input, with one line naming the flag or the file.
 """
@@ -24,7 +24,7 @@ from absl import flags
 from salx.core import constants
 from salx import cli
 from salx.datasets import layouts
-from salx.datasets import synthesis
+from salx.datasets import synthetic
 from salx.datasets.errors import DataError
 
 _PROGRAM = "python -m salx.datasets.synthetic"
@@ -61,21 +61,21 @@ def _define_flags(values: flags.FlagValues) -> None:
                        "(default: no cropping).", flag_values=values)
   flags.DEFINE_bool("overwrite", False, "Replace whatever --out holds.",
                     flag_values=values)
-  for field in dataclasses.fields(synthesis.SyntheticSpec):
+  for field in dataclasses.fields(synthetic.SyntheticSpec):
     define = (flags.DEFINE_integer if isinstance(field.default, int)
               else flags.DEFINE_float)
-    define(field.name, field.default, synthesis.FIELD_HELP[field.name],
+    define(field.name, field.default, synthetic.FIELD_HELP[field.name],
            flag_values=values)
 
 
-def spec_from_flags(values: flags.FlagValues) -> synthesis.SyntheticSpec:
+def spec_from_flags(values: flags.FlagValues) -> synthetic.SyntheticSpec:
   """The SyntheticSpec of the parsed flags (their defaults: the demo's).
 
   Raises:
     ValueError: the flags make an invalid spec.
   """
-  return synthesis.SyntheticSpec(**{f.name: values[f.name].value
-                                    for f in dataclasses.fields(synthesis.SyntheticSpec)})
+  return synthetic.SyntheticSpec(**{f.name: values[f.name].value
+                                    for f in dataclasses.fields(synthetic.SyntheticSpec)})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -88,7 +88,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     split_files = {split: args[f"split_{split}"].value for split in constants.SPLITS
                    if args[f"split_{split}"].value}
     spec = spec_from_flags(args)
-    path = synthesis.make_synthetic_dataset(
+    path = synthetic.make_synthetic_dataset(
         args.out, spec, args.layout, args.annotations, dataset=args.dataset,
         video_info=args.video_info, split_files=split_files or None,
         class_list=args.class_list, max_videos=args.max_videos,
@@ -102,6 +102,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{counts['train']} train / {counts['test']} test videos)")
   return 0
 
-
-if __name__ == "__main__":
-  sys.exit(main())

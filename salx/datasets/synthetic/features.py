@@ -11,7 +11,7 @@ import numpy as np
 
 from salx.core import constants
 from salx.datasets import classes
-from salx.datasets.synthesis.plans import SyntheticSpec, VideoPlan
+from salx.datasets.synthetic.plans import SyntheticSpec, VideoPlan
 from salx.datasets import source
 
 

@@ -19,10 +19,10 @@ from salx.core import constants
 from salx.core import progress_bar
 from salx.datasets import layouts
 from salx.datasets.errors import DataError, PathLike
-from salx.datasets.synthesis import copies
-from salx.datasets.synthesis import features
-from salx.datasets.synthesis import plans as plans_lib
-from salx.datasets.synthesis.plans import SyntheticSpec, VideoPlan
+from salx.datasets.synthetic import copies
+from salx.datasets.synthetic import features
+from salx.datasets.synthetic import plans as plans_lib
+from salx.datasets.synthetic.plans import SyntheticSpec, VideoPlan
 
 PROVENANCE_FILE = "SYNTHETIC.json"
 _FORMAT_VERSION = 1
