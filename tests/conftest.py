@@ -9,8 +9,10 @@ that read them (under `SALX_DATA_DIR`, default `../shared/data`) skip when absen
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -19,6 +21,28 @@ import configs.synthetic
 import configs.tiny
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The session's JAX compilation cache (see pytest_configure).
+_SESSION_CACHE = "SALX_TEST_COMPILATION_CACHE"
+
+
+def pytest_configure(config):
+  """One JAX compilation cache per test process (each xdist worker has its own),
+  shared with every salx process its tests start (they inherit the environment):
+  the many tiny runs compile the same programs once. A worker's tests run one after
+  another, so only the processes of one test share the folder at a time. The
+  process removes its folder at the end."""
+  del config
+  os.environ[_SESSION_CACHE] = tempfile.mkdtemp(prefix="salx-test-jax-cache-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ[_SESSION_CACHE]
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  os.environ["SALX_TEST_CACHE_OWNER"] = str(os.getpid())
+
+
+def pytest_unconfigure(config):
+  del config
+  if os.environ.get("SALX_TEST_CACHE_OWNER") == str(os.getpid()):
+    shutil.rmtree(os.environ[_SESSION_CACHE], ignore_errors=True)
+
 SHIPPED_FIXTURES_DIR = ROOT / "tests" / "fixtures"
 FIXTURES_OVERRIDE = os.environ.get("SALX_FIXTURES_DIR")
 FIXTURES_DIR = pathlib.Path(FIXTURES_OVERRIDE) if FIXTURES_OVERRIDE else SHIPPED_FIXTURES_DIR
@@ -105,10 +129,11 @@ def cli_args(workdir, data_dir, **overrides):
 
 
 @pytest.fixture(scope="module")
-def compilation_cache(tmp_path_factory):
-  """A persistent JAX compilation cache for the module's runs (and subprocesses)."""
+def compilation_cache():
+  """The session's persistent JAX compilation cache, for the module's runs in this
+  process too (its subprocesses use it anyway)."""
   import jax  # pylint: disable=g-import-not-at-top
-  folder = str(tmp_path_factory.mktemp("jax_cache"))
+  folder = os.environ[_SESSION_CACHE]
   previous = (jax.config.jax_compilation_cache_dir,
               jax.config.jax_persistent_cache_min_compile_time_secs)
   jax.config.update("jax_compilation_cache_dir", folder)

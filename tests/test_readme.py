@@ -18,6 +18,7 @@ def _python_blocks(text: str):
   return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
+@pytest.mark.slow
 def test_library_snippet_runs():
   blocks = _python_blocks(_readme())
   assert blocks, "README.md has no python example"

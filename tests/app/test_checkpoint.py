@@ -28,17 +28,17 @@ VARIANT = sal_hparams.THUMOS14.replace(num_segments=32, hidden_dim=4)
 
 @pytest.fixture(scope="module")
 def state():
-  """A replicated TrainState of a tiny model, one step trained (Adam moments set)."""
+  """A replicated TrainState of a tiny model (its shapes and dtypes) holding values of
+  its own in every array, step 1, as a trained state has (nothing is compiled)."""
   model = model_lib.build_model(3, VARIANT, feature_dim=16)
-  mesh = sharding.make_mesh()
-  state = sharding.replicate(
-      train_step.create_train_state(SAL_METHOD, model, VARIANT, jax.random.key(0),
-                                    input_shape=(2, 32, 16)), mesh)
-  batch = {"features": jax.random.normal(jax.random.key(1), (2, 32, 16)),
-           "labels": jnp.eye(3)[jnp.array([0, 2])]}
-  step = jax.jit(train_step.make_train_step(SAL_METHOD, model))
-  state, _ = step(state, batch, jax.random.key(2), VARIANT)
-  return state
+  shapes = jax.eval_shape(lambda key: train_step.create_train_state(
+      SAL_METHOD, model, VARIANT, key, input_shape=(2, 32, 16)), jax.random.key(0))
+  leaves, tree = jax.tree_util.tree_flatten(shapes)
+  rng = np.random.default_rng(0)
+  state = jax.tree_util.tree_unflatten(tree, [
+      rng.normal(size=x.shape).astype(x.dtype) if np.issubdtype(x.dtype, np.floating)
+      else np.ones(x.shape, x.dtype) for x in leaves])
+  return sharding.replicate(state, sharding.make_mesh())
 
 
 def _equal_trees(a, b):

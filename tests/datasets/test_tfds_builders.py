@@ -283,6 +283,7 @@ def test_open_data_refuses_a_config_tfds_cannot_serve(tmp_path, overrides, field
   assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.slow
 def test_the_evaluator_reads_the_same_test_split_from_tfds(synthetic_sources):
   """The evaluator's ground truth and test batches from a TfdsSource are the folder's."""
   from salx.app import evaluation  # pylint: disable=g-import-not-at-top

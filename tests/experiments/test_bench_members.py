@@ -15,6 +15,7 @@ LINE = re.compile(r"members=(\d+) together_ms_per_member=(\d+\.\d+) "
                   r"separate_ms_per_member=(\d+\.\d+) ratio=(\d+\.\d+)")
 
 
+@pytest.mark.slow
 def test_tiny_run_prints_the_sizes_and_one_line_per_k(capsys):
   assert bench_members.main(TINY + ["--members=2", "--steps=2", "--warmup=1"]) == 0
   header, *lines = capsys.readouterr().out.strip().splitlines()

@@ -19,6 +19,7 @@ KEYS = ("steps", "evals", "members", "fraction", "devices", "backend", "dtype",
         "full_evals", "extrapolated_full_s", "last_avg_map", "best_avg_map")
 
 
+@pytest.mark.slow
 def test_a_part_of_the_protocol_through_the_trainer_prints_its_line(tmp_path, capsys):
   workdir = tmp_path / "run"
   assert bench_protocol.main(TINY + ["--fraction=0.002", "--num_seeds=2",

@@ -5,6 +5,7 @@ time); the method's hooks produce the one Detections type."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from salx.methods.co2net import hparams as co2net_hparams
 from salx.methods.co2net.method import CO2NET_METHOD
@@ -20,6 +21,7 @@ def _model_and_params(method, hp):
   return model, params
 
 
+@pytest.mark.slow
 def test_padded_masked_batch_equals_each_video_alone():
   hp = co2net_hparams.CO2NET_THUMOS14.replace(attention_hidden=8)
   model, params = _model_and_params(CO2NET_METHOD, hp)

@@ -11,10 +11,14 @@ from salx.methods.sal.model import build_model
 
 
 def _params(variant=sal_hparams.THUMOS14):
+  """The model's params (their tree, shapes and dtypes) holding random values."""
   variant = variant.replace(hidden_dim=16)
   model = build_model(5, variant, feature_dim=48)
-  return jax.tree_util.tree_map(np.asarray, SAL_METHOD.init_params(
-      model, variant, jax.random.key(0), (2, 40, 48)))
+  shapes = jax.eval_shape(lambda key: SAL_METHOD.init_params(model, variant, key,
+                                                             (2, 40, 48)),
+                          jax.random.key(0))
+  rng = np.random.default_rng(0)
+  return jax.tree_util.tree_map(lambda s: rng.normal(size=s.shape).astype(s.dtype), shapes)
 
 
 def test_round_trip_thumos_and_activitynet_names():

@@ -180,6 +180,7 @@ def test_fc1_outer_product_gradient_equals_the_matrix_product():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_fused_and_plain_implementations_give_the_same_step():
   from salx.core.train_step import create_train_state, make_train_step
   variant = sal_hparams.THUMOS14.replace(num_segments=T, hidden_dim=8)

@@ -50,10 +50,13 @@ def _weights(arrays, model_key):
 
 
 def _small_params(variant):
+  """A small model's params (their tree, shapes and dtypes) holding random values."""
   variant = variant.replace(hidden_dim=4)
   model = build_model(5, variant, feature_dim=12)
-  return jax.tree_util.tree_map(
-      np.asarray, SAL_METHOD.init_params(model, variant, jax.random.key(0), (2, 9, 12)))
+  shapes = jax.eval_shape(lambda key: SAL_METHOD.init_params(model, variant, key, (2, 9, 12)),
+                          jax.random.key(0))
+  rng = np.random.default_rng(0)
+  return jax.tree_util.tree_map(lambda s: rng.normal(size=s.shape).astype(s.dtype), shapes)
 
 
 # Crafted pickles, opcode by opcode (protocol 2), as torch writes them.

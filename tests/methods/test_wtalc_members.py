@@ -34,6 +34,7 @@ def test_every_float_field_is_a_member_override():
     config_lib.members_of(config)
 
 
+@pytest.mark.slow
 def test_member_m_of_the_vmapped_step_equals_its_single_step():
   base = DELU_METHOD.presets["thumos14"].replace(max_seqlen=16, attention_hidden=4,
                                                  dropout_ratio=0.0)
