@@ -557,3 +557,16 @@ def load_init_params(method, path: str, template: Any, mesh, keep: int = 2
                       "config.feature_dim, num_classes and the preset to the file's")
   params = jax.tree_util.tree_map(lambda x, t: np.asarray(x, t.dtype), params, template)
   return sharding.replicate(params, mesh), f"the official checkpoint {path}"
+
+
+def load_init_members(method, path: str, members_params: Any, mesh) -> Tuple[Any, str]:
+  """(every member's params [K, ...] on the mesh, a description): the weights of
+  `config.init_checkpoint` (`load_init_params`) given to each of the K members
+  whose params `members_params` [K, ...] has the shapes of."""
+  count = jax.tree_util.tree_leaves(members_params)[0].shape[0]
+  one = jax.tree_util.tree_map(lambda x: x[0], members_params)
+  params, what = load_init_params(method, path, one, mesh)
+  params = jax.device_put(
+      jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * count), params),
+      sharding.member_sharded(mesh))
+  return params, what

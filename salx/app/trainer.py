@@ -140,7 +140,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> RunRe
       start_step = 0
       ckpts.discard_best_after(start_step)
       if config.init_checkpoint:   # Fine-tuning: every member starts from these weights.
-        state, what = _start_from(run, state, config.init_checkpoint)
+        params, what = checkpoints_lib.load_init_members(run.method, config.init_checkpoint,
+                                                         state.params, run.mesh)
+        state = state.replace(params=params)
         out.line(f"initialised from {what}")
       selection = evaluation.Selection.new(run.members, ckpts,
                                            workdir if is_chief else None, config.num_steps)
@@ -321,16 +323,6 @@ def _restore_best_params(ckpts: checkpoints_lib.RunCheckpoints, params_template:
                     "and the best params are saved anew at the next improvement", e)
     return None
   return None if best is None else best[0]
-
-
-def _start_from(run: config_lib.Run, state, path: str):
-  """(state with every member's params from `path`, a description)."""
-  one = jax.tree_util.tree_map(lambda x: x[0], state.params)
-  params, what = checkpoints_lib.load_init_params(run.method, path, one, run.mesh)
-  params = jax.device_put(
-      jax.tree_util.tree_map(lambda x: np.stack([np.asarray(x)] * len(run.members)),
-                             params), sharding.member_sharded(run.mesh))
-  return state.replace(params=params), what
 
 
 # ----------------------------------------------------------------------------
