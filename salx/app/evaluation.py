@@ -42,7 +42,6 @@ from salx.app.report import EvalRecord
 from salx.core import members as core_members
 from salx.core import progress_bar
 from salx.core import sharding
-from salx.datasets import input_pipeline
 from salx.datasets import protocol_ground_truth as protocol_ground_truth_lib
 from salx.datasets import source as source_lib
 from salx.postprocess import classification
@@ -238,6 +237,9 @@ class SplitForward:
     if split == "test" and self._cached is not None:
       yield from self._cached
       return
+    # The tf.data feed: imported by the processes that run the model, not by the
+    # workers that unpickle a Scorer from this module.
+    from salx.datasets import input_pipeline  # pylint: disable=g-import-not-at-top
     kept = []
     for batch in input_pipeline.eval_batches(
         self.source, num_segments=self.num_segments, batch_size=self.batch_size,
@@ -317,7 +319,8 @@ class Evaluator:
     workers: CPU processes for localization and AP (0: in this process, at submit).
     timelines: draws member 0's first test videos at every evaluation
       (`salx.app.pictures.TimelineImages`), or None.
-    max_pending: evaluations in flight before `submit` must wait for the oldest.
+    max_pending: evaluations in flight before `full()` asks the caller to wait for
+      the oldest.
   """
 
   def __init__(self, run: config_lib.Run, *, holdout_source=None, workers: int = 0,
@@ -334,7 +337,7 @@ class Evaluator:
       self.holdout_scorer = make_scorer(run.method, holdout_source, config,
                                         holdout_protocol(config.protocol), "")
     self.timelines = timelines
-    self.workers, self.max_pending = workers, max(1, max_pending)
+    self.max_pending = max(1, max_pending)
     self._pending = collections.deque()
     self._executor = None
     if workers > 0:
@@ -379,9 +382,18 @@ class Evaluator:
                               for (record, detections), h in zip(test, held)], params)
 
   def run(self, params, step: int) -> Evaluation:
-    """Evaluates `params` [K, ...] at `step` and returns it (after the ones pending)."""
+    """Evaluates `params` [K, ...] at `step` and returns it.
+
+    Raises:
+      RuntimeError: evaluations submitted earlier are still pending (take them with
+        `finished` first: `run` would otherwise drop them).
+    """
+    if self._pending:
+      raise RuntimeError(f"{len(self._pending)} evaluation(s) still pending; take them "
+                         "with finished() before run()")
     self.submit(params, step)
-    return list(self.finished(wait=True))[-1]
+    (evaluation,) = self.finished(wait=True)
+    return evaluation
 
   def close(self) -> None:
     if self._executor is not None:
@@ -570,11 +582,8 @@ def _evaluate_locked(config: ml_collections.ConfigDict, workdir: str, which: str
   members = config_lib.members_of(config)
   run = config_lib.open_run(config, members=members[:1] if config.init_checkpoint else None)
   if config.init_checkpoint:
-    one = jax.tree_util.tree_map(lambda x: x[0], run.state.params)
-    params, what = checkpoints_lib.load_init_params(run.method, config.init_checkpoint,
-                                                    one, run.mesh)
-    params = jax.device_put(jax.tree_util.tree_map(lambda x: np.asarray(x)[None], params),
-                            sharding.member_sharded(run.mesh))
+    params, what = checkpoints_lib.load_init_members(run.method, config.init_checkpoint,
+                                                     run.state.params, run.mesh)
     step, which = 0, "init"
   else:
     with checkpoints_lib.RunCheckpoints(workdir, keep=config.keep_checkpoints) as ckpts:

@@ -23,8 +23,6 @@ import os
 import tempfile
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
 from salx.postprocess.mean_std import MeanStd, mean_std
 
 SELECTED_ON_TEST = "selected on the test set (authors' protocol)"

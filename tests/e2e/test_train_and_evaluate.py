@@ -152,6 +152,11 @@ def test_classes_without_test_instances_are_left_out(tmp_path):
   assert len(detections) > 0 and record.num_videos == 1
   kept = {detections.class_names[i] for i in detections.label}
   assert kept <= set(evaluator.scorer.ground_truth.class_names)
+  # run() never drops an evaluation submitted before it.
+  evaluator.submit(run.state.params, 1)
+  with pytest.raises(RuntimeError, match="still pending"):
+    evaluator.run(run.state.params, 2)
+  assert [e.step for e in evaluator.finished(wait=True)] == [1]
 
 
 @pytest.mark.parametrize("num_seeds", [1, 3])
